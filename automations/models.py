@@ -1,0 +1,252 @@
+"""What happens to each event: events, runs, decisions, verdicts, reviews, actions.
+
+Uniqueness the design promises (one event per key, one run per event, one
+action per run, one review task per run) is enforced by database constraints.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from catalog.models import Automation, Mode
+
+from .states import RunState
+
+
+class Event(models.Model):
+    """An incoming event, stored once per (automation, idempotency key), with provenance."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="events")
+    idempotency_key = models.CharField(max_length=200)
+    segment = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField()
+    body_sha256 = models.CharField(max_length=64)
+    payload_sha256 = models.CharField(
+        max_length=64, help_text="Hash of the canonical payload, to tell a replay from a conflict."
+    )
+    api_token = models.ForeignKey(
+        "catalog.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    client = models.CharField(max_length=100, blank=True, help_text="API client or command.")
+    trace_id = models.CharField(max_length=32)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "idempotency_key"], name="event_unique_idempotency_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.automation_id}:{self.idempotency_key}"
+
+
+class Run(models.Model):
+    """One run per event; its state only changes through services.runs.run_transition."""
+
+    event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="run")
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="runs")
+    segment = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.RECEIVED)
+    trace_id = models.CharField(max_length=32, db_index=True)
+    effective_mode = models.CharField(max_length=20, choices=Mode.choices, blank=True)
+    # The validated intent the model (or rules) proposed:
+    # {"intent": ..., "arguments": {...}, "confidence": ..., "rationale": ...}.
+    proposed_intent = models.JSONField(null=True, blank=True)
+    # The intent that was acted on (after a reviewer's edit, if any).
+    final_intent = models.JSONField(null=True, blank=True)
+    decided_by = models.CharField(max_length=20, blank=True)  # "model" | "reviewer"
+    reason = models.TextField(blank=True, help_text="Why the run is where it is.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["automation", "state"], name="run_automation_state"),
+            models.Index(fields=["automation", "created_at"], name="run_automation_created"),
+        ]
+
+    def __str__(self):
+        return f"run {self.pk} ({self.state})"
+
+
+class RunTransition(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=20, choices=RunState.choices, blank=True)
+    to_state = models.CharField(max_length=20, choices=RunState.choices)
+    actor = models.CharField(max_length=200, help_text='"user:NAME", "worker:HOST", "api", ...')
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.from_state or '∅'} → {self.to_state}"
+
+
+class ModelCall(models.Model):
+    """One call to a decision provider, recorded whatever its outcome."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_calls")
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, blank=True)
+    base_url = models.CharField(max_length=500, blank=True)
+    prompt_version = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=200, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    raw_output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    redactions = models.JSONField(
+        default=list, blank=True, help_text="Kinds and counts of PII redacted before the call."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["automation", "created_at"], name="modelcall_spend")]
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+class GuardrailVerdict(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts")
+    position = models.PositiveIntegerField()
+    check_name = models.CharField(max_length=50)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "check_name"], name="verdict_unique_check"),
+        ]
+
+
+class ReviewState(models.TextChoices):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
+class ReviewOutcome(models.TextChoices):
+    ACCEPTED = "accepted"  # approved as is
+    EDITED = "edited"  # edited, then approved
+    REJECTED = "rejected"
+    # Suggest mode: the person acted outside Handrail.
+    USED = "used"
+    USED_EDITED = "used_edited"
+    DISCARDED = "discarded"
+
+
+class ReviewTask(models.Model):
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="review_task")
+    automation = models.ForeignKey(
+        Automation, on_delete=models.PROTECT, related_name="review_tasks"
+    )
+    kind = models.CharField(
+        max_length=10, choices=[("approve", "approve"), ("suggest", "suggest")], default="approve"
+    )
+    reason = models.TextField(blank=True, help_text="Why a person must look at it.")
+    state = models.CharField(
+        max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=ReviewOutcome.choices, blank=True)
+    reject_reason = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    review_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The claim query: oldest open task of one automation.
+            models.Index(
+                fields=["automation", "created_at", "id"],
+                name="review_open_by_age",
+                condition=models.Q(state__in=["pending", "claimed"]),
+            ),
+            models.Index(fields=["decided_by", "decided_at"], name="review_decided_by"),
+        ]
+
+    def __str__(self):
+        return f"review {self.pk} of run {self.run_id} ({self.state})"
+
+
+class Label(models.Model):
+    """A training example: the model's intent and the one a person settled on."""
+
+    review_task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="label")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="labels")
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="labels")
+    outcome = models.CharField(max_length=20, choices=ReviewOutcome.choices)
+    model_intent = models.JSONField(null=True, blank=True)
+    final_intent = models.JSONField(null=True, blank=True)
+    diff = models.JSONField(default=list, blank=True)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["automation", "created_at"], name="label_export")]
+
+
+class ActionState(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HALTED = "halted"
+    COMPENSATED = "compensated"
+
+
+class Action(models.Model):
+    """The one side effect of an approved intent; its key is the same on every attempt."""
+
+    run = models.OneToOneField(Run, on_delete=models.PROTECT, related_name="action")
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="actions")
+    adapter = models.CharField(max_length=50)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    state = models.CharField(
+        max_length=20, choices=ActionState.choices, default=ActionState.PENDING
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"action {self.idempotency_key} ({self.state})"
+
+
+class ActionAttempt(models.Model):
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True)
+    retryable = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["action", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["action", "number"], name="attempt_unique_number"),
+        ]

@@ -1,0 +1,90 @@
+"""Store an incoming event once per (automation, idempotency key) and open its run."""
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from automations.models import Event, Run, RunTransition
+from automations.states import RunState
+from catalog.models import ApiToken, Automation
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different payload."""
+
+    def __init__(self, run: Run):
+        super().__init__("this idempotency_key was already used with a different payload")
+        self.run = run
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    run: Run
+    created: bool
+
+
+def payload_digest(payload: dict) -> str:
+    """SHA-256 of the payload in canonical form, so key order and spacing do not matter."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def event_ingest(
+    *,
+    automation: Automation,
+    idempotency_key: str,
+    payload: dict,
+    raw_body: bytes,
+    segment: str = "",
+    source: str = "",
+    client: str = "",
+    api_token: ApiToken | None = None,
+    trace_id: str | None = None,
+) -> IngestResult:
+    """Store the event and its run in state `received`, exactly once per key.
+
+    A replay of the key with the same payload returns the first run
+    (`created=False`); a different payload raises IdempotencyConflict. The
+    unique constraint settles concurrent posts: the loser reads the winner's run.
+    """
+    digest = payload_digest(payload)
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                automation=automation,
+                idempotency_key=idempotency_key,
+                segment=segment,
+                source=source,
+                payload=payload,
+                body_sha256=hashlib.sha256(raw_body).hexdigest(),
+                payload_sha256=digest,
+                api_token=api_token,
+                client=client,
+                trace_id=trace_id or new_trace_id(),
+            )
+            run = Run.objects.create(
+                event=event,
+                automation=automation,
+                segment=segment,
+                trace_id=event.trace_id,
+                state=RunState.RECEIVED,
+            )
+            RunTransition.objects.create(
+                run=run, from_state="", to_state=RunState.RECEIVED, actor=client or "api"
+            )
+    except IntegrityError:
+        run = Run.objects.select_related("event").get(
+            event__automation=automation, event__idempotency_key=idempotency_key
+        )
+        if run.event.payload_sha256 != digest:
+            raise IdempotencyConflict(run) from None
+        return IngestResult(run=run, created=False)
+    return IngestResult(run=run, created=True)
+

@@ -1,0 +1,257 @@
+"""What owners and compliance govern: automations and their configuration.
+
+Every configuration model keeps its history (django-simple-history): who
+changed what, when, and why (`_change_reason`).
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+slug_validator = RegexValidator(r"^[a-z0-9-]+$", "Use lowercase letters, digits and hyphens.")
+
+
+class Role(models.TextChoices):
+    """The Django groups that carry roles (contracts section 2)."""
+
+    REVIEWER = "reviewer"
+    OWNER = "owner"
+    COMPLIANCE = "compliance"
+    ADMIN = "admin"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class DataClassification(models.TextChoices):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class Mode(models.TextChoices):
+    SHADOW = "shadow"
+    SUGGEST = "suggest"
+    APPROVE = "approve"
+    AUTONOMOUS = "autonomous"
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai"
+    RULES = "rules"
+
+
+class IntentRisk(models.TextChoices):
+    LOW = "low"
+    HIGH = "high"
+
+
+class Automation(models.Model):
+    slug = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_automations"
+    )
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="review_automations"
+    )
+    purpose = models.TextField()
+    rollback_plan = models.TextField()
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices)
+    data_classification = models.CharField(max_length=20, choices=DataClassification.choices)
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.SHADOW)
+    min_confidence = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    latency_budget_ms = models.PositiveIntegerField(default=8000)
+    daily_budget_usd = models.DecimalField(max_digits=12, decimal_places=4, default=25)
+    audit_sample_rate = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    review_sla_minutes = models.PositiveIntegerField(
+        default=60, help_text="A pending review older than this is late."
+    )
+    # Decision settings.
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.RULES)
+    model = models.CharField(max_length=200, blank=True)
+    base_url = models.URLField(max_length=500, blank=True)
+    api_key_env = models.CharField(max_length=100, blank=True)
+    instructions = models.TextField(blank=True)
+    rules = models.JSONField(default=list, blank=True)
+    prompt_version = models.PositiveIntegerField(
+        default=1, help_text="Bumped whenever instructions, intents or schemas change."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(m2m_fields=[reviewers])
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(min_confidence__gte=0) & models.Q(min_confidence__lte=1),
+                name="automation_min_confidence_0_1",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(audit_sample_rate__gte=0) & models.Q(audit_sample_rate__lte=1),
+                name="automation_audit_sample_rate_0_1",
+            ),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+
+class Intent(models.Model):
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="intents")
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100, validators=[RegexValidator(r"^[A-Za-z0-9_]+$")])
+    description = models.TextField(blank=True)
+    risk = models.CharField(max_length=10, choices=IntentRisk.choices, default=IntentRisk.LOW)
+    arguments_schema = models.JSONField(default=dict)
+    action_adapter = models.CharField(max_length=50, blank=True)
+    # Adapter settings, e.g. {"url": ..., "secret_env": ...}. Never a secret itself.
+    action_config = models.JSONField(default=dict, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["automation", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "name"], name="intent_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.automation.slug}:{self.name}"
+
+
+class SegmentPolicy(models.Model):
+    """Per-segment toggle: `enabled=False` is the kill switch for that segment."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="segments")
+    position = models.PositiveIntegerField(default=0)
+    key = models.CharField(max_length=100, validators=[slug_validator])
+    enabled = models.BooleanField(default=True)
+    mode = models.CharField(max_length=20, choices=Mode.choices, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["automation", "position"]
+        verbose_name_plural = "segment policies"
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "key"], name="segment_unique_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.automation.slug}/{self.key}"
+
+
+class MatchOperator(models.TextChoices):
+    MATCHES = "matches"
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    IN = "in"
+
+
+class RuleEffect(models.TextChoices):
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+class DoNotAutomateRule(models.Model):
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="do_not_automate"
+    )
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=200)
+    field = models.CharField(max_length=300)
+    operator = models.CharField(max_length=10, choices=MatchOperator.choices)
+    value = models.JSONField()
+    effect = models.CharField(max_length=10, choices=RuleEffect.choices)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["automation", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "name"], name="dna_rule_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.automation.slug}: {self.name}"
+
+
+class ApiToken(models.Model):
+    """An ingestion API token; only the SHA-256 of the secret is stored."""
+
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
+    automations = models.ManyToManyField(
+        Automation, blank=True, help_text="Empty: every automation."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(m2m_fields=[automations], excluded_fields=["last_used_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AuditSample(models.Model):
+    """A reproducible draw of runs for compliance review: same seed, same runs."""
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.PROTECT, related_name="audit_samples"
+    )
+    seed = models.CharField(max_length=64)
+    rate = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.automation.slug} sample {self.seed}"
+
+
+class AuditVerdict(models.TextChoices):
+    PENDING = "pending"
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    NEEDS_FOLLOW_UP = "needs_follow_up"
+
+
+class AuditSampleItem(models.Model):
+    sample = models.ForeignKey(AuditSample, on_delete=models.CASCADE, related_name="items")
+    run = models.ForeignKey("automations.Run", on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(
+        max_length=20, choices=AuditVerdict.choices, default=AuditVerdict.PENDING
+    )
+    note = models.TextField(blank=True)
+    verdict_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    verdict_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "run"], name="audit_item_unique_run"),
+        ]
