@@ -110,9 +110,12 @@ class ModelCall(models.Model):
     class Meta:
         indexes = [models.Index(fields=["automation", "created_at"], name="modelcall_spend")]
 
+    def __str__(self):
+        return f"{self.provider} call for run {self.run_id}"
+
 
 class Verdict(models.TextChoices):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
     REVIEW = "review"
     BLOCK = "block"
 
@@ -131,6 +134,9 @@ class GuardrailVerdict(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "check_name"], name="verdict_unique_check"),
         ]
+
+    def __str__(self):
+        return f"{self.check_name}: {self.verdict}"
 
 
 class ReviewState(models.TextChoices):
@@ -207,6 +213,9 @@ class Label(models.Model):
     class Meta:
         indexes = [models.Index(fields=["automation", "created_at"], name="label_export")]
 
+    def __str__(self):
+        return f"label of run {self.run_id} ({self.outcome})"
+
 
 class ActionState(models.TextChoices):
     PENDING = "pending"
@@ -250,3 +259,6 @@ class ActionAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["action", "number"], name="attempt_unique_number"),
         ]
+
+    def __str__(self):
+        return f"attempt {self.number} of action {self.action_id}"

@@ -255,3 +255,6 @@ class AuditSampleItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["sample", "run"], name="audit_item_unique_run"),
         ]
+
+    def __str__(self):
+        return f"{self.sample} run {self.run_id}: {self.verdict}"

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -10,3 +11,11 @@ urlpatterns = [
     path("review/", include("automations.urls")),
     path("", include("catalog.urls")),
 ]
+
+if settings.HANDRAIL_DEMO_RECEIVER:
+    from automations import demo_receiver
+
+    urlpatterns[-1:-1] = [
+        path("demo/hooks/", demo_receiver.recent, name="demo_hooks"),
+        path("demo/hooks/<slug:name>", demo_receiver.receive, name="demo_hook_receive"),
+    ]

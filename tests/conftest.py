@@ -1,6 +1,52 @@
-import pytest
+import os
+import secrets
 
+import pytest
+from django.db import connection
+
+from reviewapp.celery import app as celery_app
 from tests.factories import UserFactory
+from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV, CeleryWorker
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process():
+    """Unit and view tests run Celery tasks in process; `celery_worker` tests turn it off."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(scope="session")
+def test_webhook_secret():
+    return "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
+
+
+@pytest.fixture(scope="session")
+def _celery_worker_process(django_db_setup, django_db_blocker, test_webhook_secret):
+    redis_url = os.environ.get("REDIS_URL")
+    with django_db_blocker.unblock():
+        vendor = connection.vendor
+    if not redis_url or vendor != "postgresql":
+        pytest.skip("needs REDIS_URL and PostgreSQL (DATABASE_URL) for a real Celery worker")
+    with django_db_blocker.unblock():
+        worker = CeleryWorker(
+            redis_url=redis_url,
+            env={TEST_WEBHOOK_SECRET_ENV: test_webhook_secret, "OPENAI_API_KEY": "test-key"},
+        )
+        worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def celery_worker(_celery_worker_process, transactional_db, monkeypatch, test_webhook_secret):
+    """A real worker on Redis; tasks enqueued by this test go to it."""
+    monkeypatch.setenv(TEST_WEBHOOK_SECRET_ENV, test_webhook_secret)
+    celery_app.conf.task_always_eager = False
+    yield _celery_worker_process
+    celery_app.conf.task_always_eager = True
 
 
 @pytest.fixture
