@@ -1,0 +1,67 @@
+"""The catalog as a document in the file format that load_catalog reads."""
+
+from catalog.models import Automation
+
+
+def dump_catalog() -> dict:
+    """Every automation in the file format; loading the result changes nothing."""
+    automations = (
+        Automation.objects.select_related("owner")
+        .prefetch_related("reviewers", "intents", "segments", "do_not_automate")
+        .order_by("slug")
+    )
+    return {"automations": [automation_document(a) for a in automations]}
+
+
+def automation_document(automation: Automation) -> dict:
+    return {
+        "slug": automation.slug,
+        "name": automation.name,
+        "owner": automation.owner.get_username(),
+        "reviewers": sorted(user.get_username() for user in automation.reviewers.all()),
+        "purpose": automation.purpose,
+        "rollback_plan": automation.rollback_plan,
+        "risk_tier": automation.risk_tier,
+        "data_classification": automation.data_classification,
+        "mode": automation.mode,
+        "min_confidence": automation.min_confidence,
+        "latency_budget_ms": automation.latency_budget_ms,
+        "daily_budget_usd": float(automation.daily_budget_usd),
+        "audit_sample_rate": automation.audit_sample_rate,
+        "review_sla_minutes": automation.review_sla_minutes,
+        "decision": decision_document(automation),
+        "intents": [intent_document(intent) for intent in automation.intents.all()],
+        "segments": [segment_document(segment) for segment in automation.segments.all()],
+        "do_not_automate": [
+            {"name": r.name, "field": r.field, r.operator: r.value, "effect": r.effect}
+            for r in automation.do_not_automate.all()
+        ],
+    }
+
+
+def decision_document(automation: Automation) -> dict:
+    document = {"provider": automation.provider}
+    # Empty settings are left out: an empty base_url or api_key_env means "not set".
+    for name in ("model", "base_url", "api_key_env", "instructions"):
+        if getattr(automation, name):
+            document[name] = getattr(automation, name)
+    document["rules"] = automation.rules
+    return document
+
+
+def intent_document(intent) -> dict:
+    document = {"name": intent.name}
+    if intent.description:
+        document["description"] = intent.description
+    document["risk"] = intent.risk
+    document["arguments_schema"] = intent.arguments_schema
+    if intent.action_adapter:
+        document["action"] = {"adapter": intent.action_adapter, **intent.action_config}
+    return document
+
+
+def segment_document(segment) -> dict:
+    document = {"key": segment.key, "enabled": segment.enabled}
+    if segment.mode:
+        document["mode"] = segment.mode
+    return document
