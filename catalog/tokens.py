@@ -1,0 +1,63 @@
+"""Ingestion API tokens: issue a secret once, store only its SHA-256, authenticate by hash."""
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ApiToken, Automation
+
+TOKEN_PREFIX = "hr_"  # noqa: S105 -- a marker, not a secret
+PREFIX_LENGTH = 10
+# A real token is about 46 characters; anything far longer is not worth hashing.
+MAX_TOKEN_LENGTH = 200
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@transaction.atomic
+def token_issue(*, name: str, automations: Iterable[Automation] = ()) -> tuple[ApiToken, str]:
+    """Create a token limited to `automations` (none: every automation); return it and its secret.
+
+    The secret is returned only here: the database keeps its SHA-256 and first characters.
+    """
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        name=name, token_hash=token_hash(raw), prefix=raw[:PREFIX_LENGTH]
+    )
+    automations = list(automations)
+    if automations:
+        token.automations.add(*automations)
+    return token, raw
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """The live (not revoked) token whose secret is `raw`, else None; notes when it was used."""
+    if not raw or len(raw) > MAX_TOKEN_LENGTH:
+        return None
+    token = ApiToken.objects.filter(token_hash=token_hash(raw), revoked_at__isnull=True).first()
+    if token is None:
+        return None
+    now = timezone.now()
+    # Writing on every request would turn each API call into two writes; a minute is enough.
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def token_automation_ids(token: ApiToken) -> set[int]:
+    """The automations a token is limited to; empty means every automation."""
+    return set(token.automations.values_list("pk", flat=True))
+
+
+def token_allows(token: ApiToken, automation_id: int) -> bool:
+    """True when the token may post to and read runs of this automation."""
+    allowed = token_automation_ids(token)
+    return not allowed or automation_id in allowed
