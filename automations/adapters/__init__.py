@@ -1,0 +1,23 @@
+"""Action adapters by name; adding one is adding a module and a line here."""
+
+from .base import Adapter, Delivery
+from .webhook import WebhookAdapter
+
+ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in [WebhookAdapter()]}
+
+
+class UnknownAdapter(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown action adapter {name!r}")
+        self.name = name
+
+
+def adapter_for(name: str) -> Adapter:
+    """The registered adapter called `name`; raises UnknownAdapter otherwise."""
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise UnknownAdapter(name) from None
+
+
+__all__ = ["ADAPTERS", "Adapter", "Delivery", "UnknownAdapter", "adapter_for"]

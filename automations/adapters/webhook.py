@@ -1,0 +1,201 @@
+"""Signed webhook deliveries after the Standard Webhooks specification (contracts section 5)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from standardwebhooks.webhooks import Webhook
+
+from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
+
+try:  # the OpenAI SDK brings httpx2 (the httpx API under a new name); older installs bring httpx
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover
+    import httpx
+
+if TYPE_CHECKING:
+    from automations.models import Action, Run
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format marker, not a secret)
+USER_AGENT = "Handrail-Webhooks/1"
+# Enough bytes for 500 characters of UTF-8; a receiver's huge body is never read whole.
+EXCERPT_BYTES = 4 * EXCERPT_CHARS
+TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
+
+_client: httpx.Client | None = None
+_client_pid: int | None = None
+_client_lock = threading.Lock()
+
+
+class WebhookConfigError(Exception):
+    """The action config cannot produce a delivery; retrying will not help."""
+
+
+def http_client() -> httpx.Client:
+    """The process's shared client, so attempts reuse connections.
+
+    Made lazily per process: a Celery prefork child must not share pooled
+    sockets with its parent.
+    """
+    global _client, _client_pid
+    with _client_lock:
+        if _client is None or _client_pid != os.getpid():
+            _client = httpx.Client(
+                follow_redirects=False,
+                timeout=DEFAULT_TIMEOUT_SECONDS,
+                headers={"User-Agent": USER_AGENT},
+            )
+            _client_pid = os.getpid()
+        return _client
+
+
+def webhook_signer(*, config: dict) -> Webhook:
+    """The signer for the secret in the variable `config["secret_env"]`; never echoes the secret."""
+    name = config.get("secret_env") or ""
+    if not name:
+        raise WebhookConfigError("the action config names no secret_env")
+    value = os.environ.get(name, "")
+    if not value:
+        raise WebhookConfigError(f"environment variable {name} (the webhook secret) is not set")
+    encoded = value.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not value.startswith(SECRET_PREFIX) or not key:
+        raise WebhookConfigError(
+            f"environment variable {name} must hold the secret as whsec_<base64 of the key>"
+        )
+    return Webhook(key)
+
+
+def timeout_seconds(config: dict) -> float:
+    """The per-attempt timeout from the config, 10 s unless a positive number is given."""
+    value = config.get("timeout_seconds")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_TIMEOUT_SECONDS
+
+
+def traceparent(trace_id: str) -> str | None:
+    """A W3C traceparent joining the run's trace, with a new span id per attempt."""
+    if not TRACE_ID.match(trace_id or ""):
+        return None
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def signed_request(*, msg_id: str, body: dict, config: dict, trace_id: str) -> tuple[bytes, dict]:
+    """The exact bytes to send and the headers whose signature covers exactly those bytes."""
+    signer = webhook_signer(config=config)
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    now = datetime.now(tz=UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "Idempotency-Key": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer.sign(msg_id=msg_id, timestamp=now, data=data),
+    }
+    parent = traceparent(trace_id)
+    if parent:
+        headers["traceparent"] = parent
+    return data.encode("utf-8"), headers
+
+
+def response_head(response: httpx.Response, *, deadline: float) -> str:
+    """Up to the first 500 characters of the body, read within the attempt's deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= EXCERPT_BYTES or time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        pass  # the status already decided the outcome; the excerpt is only a courtesy
+    return b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+
+
+def delivery_from_status(status_code: int, excerpt: str) -> Delivery:
+    """Classify a receiver's answer: 2xx ok, 408/409/425/429/5xx retryable, anything else final."""
+    if 200 <= status_code <= 299:
+        return Delivery(
+            ok=True, status_code=status_code, retryable=False, error="", response_excerpt=excerpt
+        )
+    error = f"receiver answered {status_code}"
+    if 300 <= status_code <= 399:
+        error += " (redirects are not followed)"
+    return Delivery(
+        ok=False,
+        status_code=status_code,
+        retryable=status_is_retryable(status_code),
+        error=error,
+        response_excerpt=excerpt,
+    )
+
+
+def webhook_post(*, url: str, msg_id: str, body: dict, config: dict, trace_id: str) -> Delivery:
+    """POST one signed delivery; every outcome, including a network failure, is a Delivery."""
+    if not url:
+        return delivery_failed("the action config has no url", retryable=False)
+    try:
+        content, headers = signed_request(
+            msg_id=msg_id, body=body, config=config, trace_id=trace_id
+        )
+    except WebhookConfigError as exc:
+        return delivery_failed(str(exc), retryable=False)
+    seconds = timeout_seconds(config)
+    deadline = time.monotonic() + seconds
+    try:
+        with http_client().stream(
+            "POST", url, content=content, headers=headers, timeout=httpx.Timeout(seconds)
+        ) as response:
+            return delivery_from_status(
+                response.status_code, response_head(response, deadline=deadline)
+            )
+    except httpx.TimeoutException:
+        return delivery_failed(f"timed out after {seconds:g} s", retryable=True)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return delivery_failed("the action url is not a valid http(s) URL", retryable=False)
+    except httpx.TransportError as exc:
+        return delivery_failed(f"could not reach the receiver: {exc}"[:300], retryable=True)
+
+
+class WebhookAdapter:
+    """Delivers the contract body to `config["url"]`, signed, keyed by the action's key."""
+
+    name = "webhook"
+
+    def deliver(self, *, action: Action, run: Run, config: dict, body: dict) -> Delivery:
+        """One signed POST to the action url."""
+        return webhook_post(
+            url=config.get("url") or "",
+            msg_id=action.idempotency_key,
+            body=body,
+            config=config,
+            trace_id=run.trace_id,
+        )
+
+    def compensate(self, *, action: Action, run: Run, config: dict, body: dict) -> Delivery | None:
+        """One signed POST to `compensation_url`, webhook-id `<key>:compensate`; else None."""
+        url = config.get("compensation_url") or ""
+        if not url:
+            return None
+        return webhook_post(
+            url=url,
+            msg_id=f"{action.idempotency_key}:compensate",
+            body={**body, "compensation": True},
+            config=config,
+            trace_id=run.trace_id,
+        )

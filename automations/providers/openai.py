@@ -1,0 +1,216 @@
+"""The openai provider: Chat Completions with strict structured outputs.
+
+Works against OpenAI or any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp).
+Every failure becomes a ProviderResult without a decision, so the run goes to a
+person; nothing here logs payloads or model output.
+"""
+
+import json
+import logging
+import os
+import random
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+import openai
+from django.conf import settings
+from openai.types.chat import ChatCompletion
+
+from catalog.models import Automation, Intent
+
+from .base import ProviderCall, ProviderResult
+from .prompt import messages_build, response_format_build
+from .strict import nulls_drop
+from .validation import decision_validate
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 3  # one call and two retries, for 408, 409, 429, 5xx and connection errors
+BACKOFF_SECONDS = 0.5  # doubled per retry, minus up to 25% jitter
+MAX_RETRY_AFTER_SECONDS = 10.0  # a longer Retry-After gives up: a person is faster
+_MILLION = Decimal(1_000_000)
+_MICRO = Decimal("0.000001")
+
+
+class OpenAIProvider:
+    """Asks a chat model for one JSON decision and validates it locally."""
+
+    name = "openai"
+
+    def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
+        call = ProviderCall(provider=self.name, model=automation.model)
+        key_env = automation.api_key_env or "OPENAI_API_KEY"
+        api_key = os.environ.get(key_env)
+        if not api_key:
+            return _failed(call, f"API key variable {key_env} is not set", automation)
+        if not automation.model:
+            return _failed(call, "no model is configured", automation)
+        intents = list(automation.intents.all())
+        if not intents:
+            return _failed(call, "the automation has no intents", automation)
+        timeout = automation.latency_budget_ms / 1000
+        client = client_for(
+            base_url=automation.base_url or settings.OPENAI_BASE_URL or None,
+            api_key=api_key,
+            timeout=timeout,
+        )
+        call.base_url = str(client.base_url).rstrip("/")
+        request = {
+            "model": automation.model,
+            "messages": messages_build(automation=automation, intents=intents, document=document),
+            "response_format": response_format_build(automation=automation, intents=intents),
+        }
+        started = time.monotonic()
+        completion, error = _completion_create(client, request=request, call=call, timeout=timeout)
+        call.latency_ms = int((time.monotonic() - started) * 1000)
+        if completion is None:
+            return _failed(call, error, automation)
+        _usage_record(call, completion)
+        decision, error = _completion_decision(
+            completion, call=call, automation=automation, intents=intents
+        )
+        if decision is None:
+            return _failed(call, error, automation)
+        return ProviderResult(decision=decision, error="", call=call)
+
+
+@lru_cache(maxsize=32)
+def client_for(*, base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
+    """One client per endpoint, key and timeout, so HTTP connections are reused."""
+    # Retries are ours (_completion_create): the SDK would also retry timeouts,
+    # multiplying the latency budget.
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+
+def _completion_create(client: openai.OpenAI, *, request: dict, call: ProviderCall, timeout: float):
+    """(completion, "") or (None, reason), retrying what may succeed next time."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            raw = client.chat.completions.with_raw_response.create(**request)
+        except openai.APITimeoutError:
+            # The budget is spent: retrying would only make the person wait longer.
+            return None, f"model timed out after {round(timeout * 1000)} ms"
+        except openai.APIConnectionError as exc:
+            if attempt < ATTEMPTS:
+                time.sleep(_backoff(attempt))
+                continue
+            cause = exc.__cause__ or exc
+            return None, f"could not reach the model endpoint after {attempt} attempts: {cause}"
+        except openai.APIStatusError as exc:
+            call.request_id = exc.request_id or ""
+            wait = _retry_wait(exc.response, attempt)
+            if wait is not None and attempt < ATTEMPTS:
+                time.sleep(wait)
+                continue
+            return None, _status_error(exc, attempt)
+        call.request_id = raw.headers.get("x-request-id", "")
+        try:
+            completion = raw.parse()
+        except (openai.APIResponseValidationError, ValueError):
+            completion = None
+        # The SDK parses leniently: a stray body becomes a string or an empty model.
+        if not isinstance(completion, ChatCompletion) or not isinstance(completion.choices, list):
+            return None, "model endpoint answered without a chat completion"
+        if not completion.choices:
+            return None, "model answered without a choice"
+        return completion, ""
+    raise AssertionError("unreachable")
+
+
+def _retry_wait(response, attempt: int) -> float | None:
+    """Seconds to wait before retrying this answer, or None when it is not worth it."""
+    status = response.status_code
+    if status not in (408, 409, 429) and status < 500:
+        return None
+    retry_after = _retry_after(response.headers)
+    if retry_after is not None:
+        return retry_after if 0 <= retry_after <= MAX_RETRY_AFTER_SECONDS else None
+    return _backoff(attempt)
+
+
+def _retry_after(headers) -> float | None:
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            return float(headers[name]) / divisor
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+def _backoff(attempt: int) -> float:
+    return BACKOFF_SECONDS * 2 ** (attempt - 1) * (1 - 0.25 * random.random())
+
+
+def _status_error(exc: openai.APIStatusError, attempts: int) -> str:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    detail = _error_message(exc.body)
+    return f"model endpoint answered {exc.status_code}{tries}" + (f": {detail}" if detail else "")
+
+
+def _error_message(body) -> str:
+    # The SDK hands over the inner {"message": ...} of an OpenAI-style error; other
+    # bodies (HTML from a proxy, say) stay out of the reason.
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    message = body.get("message") if isinstance(body, dict) else None
+    return message[:300] if isinstance(message, str) else ""
+
+
+def _usage_record(call: ProviderCall, completion) -> None:
+    usage = completion.usage
+    if usage is not None:
+        call.input_tokens = _count(usage.prompt_tokens)
+        call.output_tokens = _count(usage.completion_tokens)
+    call.cost_usd = cost_usd(
+        model=call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens
+    )
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def cost_usd(*, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    """Tokens priced by settings.HANDRAIL_MODEL_PRICES, USD per 1M tokens; unknown: "default"."""
+    prices = settings.HANDRAIL_MODEL_PRICES
+    input_price, output_price = prices.get(model) or prices["default"]
+    cost = (
+        Decimal(input_tokens) * Decimal(input_price)
+        + Decimal(output_tokens) * Decimal(output_price)
+    ) / _MILLION
+    return cost.quantize(_MICRO, rounding=ROUND_HALF_UP)
+
+
+def _completion_decision(
+    completion: ChatCompletion, *, call: ProviderCall, automation: Automation, intents: list[Intent]
+):
+    """(decision, "") from the first choice's content, or (None, reason)."""
+    choice = completion.choices[0]
+    message = getattr(choice, "message", None)
+    if message is None:
+        return None, "model answered without a message"
+    if getattr(message, "refusal", None):
+        call.raw_output = message.refusal
+        return None, f"model refused: {message.refusal}"
+    content = message.content if isinstance(message.content, str) else ""
+    call.raw_output = content
+    if getattr(choice, "finish_reason", None) == "length":
+        return None, "model output was cut off at the token limit"
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None, "model output is not JSON"
+    if isinstance(data, dict) and isinstance(data.get("arguments"), dict):
+        schemas = {intent.name: intent.arguments_schema for intent in intents}
+        name = data.get("intent")
+        if isinstance(name, str) and name in schemas:
+            data["arguments"] = nulls_drop(schema=schemas[name], value=data["arguments"])
+    return decision_validate(automation=automation, data=data, intents=intents)
+
+
+def _failed(call: ProviderCall, error: str, automation: Automation) -> ProviderResult:
+    call.error = error
+    # The reason may quote model output, so only the automation is logged.
+    logger.info("openai provider gave no decision for automation %s", automation.slug)
+    return ProviderResult(decision=None, error=error, call=call)

@@ -1,0 +1,389 @@
+"""Turn an approved run into its one side effect, one delivery attempt at a time (layer 6).
+
+Each attempt is reserved in a short transaction (an ActionAttempt row marked
+in flight), sent outside any transaction, then recorded. The reservation
+locks the run row, re-reads the kill switch and refuses while another attempt
+is in flight, so duplicate or concurrent tasks never send twice at once.
+"""
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from automations.adapters import UnknownAdapter, adapter_for
+from automations.adapters.base import Delivery
+from automations.adapters.webhook import timeout_seconds
+from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
+from automations.services.runs import run_transition
+from automations.states import IllegalTransition, RunState
+from catalog.models import Automation, Intent, Mode, SegmentPolicy
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 4.0
+BACKOFF_CAP_SECONDS = 900.0
+BACKOFF_FLOOR_SECONDS = 1.0
+# Marks a reserved attempt whose answer is not recorded yet.
+IN_FLIGHT = "in flight: no answer recorded yet"
+LOST = "no answer recorded: the worker was lost while sending"
+# The modes in which Handrail itself acts; shadow and suggest never do.
+ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    kind: str  # "done" | "retry" | "failed" | "halted" | "skip"
+    countdown: float = 0.0
+    detail: str = ""
+
+
+def skip(detail: str) -> AttemptOutcome:
+    return AttemptOutcome("skip", detail=detail)
+
+
+def retry_countdown(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt`: full jitter under a capped doubling."""
+    exponent = min(max(attempt - 1, 0), 30)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**exponent)
+    return max(BACKOFF_FLOOR_SECONDS, random.uniform(0, ceiling))
+
+
+def max_attempts(config: dict) -> int:
+    """The action config's attempt limit, 6 unless a positive integer is given."""
+    value = config.get("max_attempts")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_MAX_ATTEMPTS
+
+
+def run_reviewer(run: Run) -> str | None:
+    """The username of the person who decided the run's review, if any."""
+    task = ReviewTask.objects.filter(run_id=run.pk).select_related("decided_by").first()
+    return task.decided_by.get_username() if task and task.decided_by else None
+
+
+def action_body(*, run: Run, action: Action) -> dict:
+    """The JSON body every adapter sends (contracts section 5), identical on every attempt."""
+    final = run.final_intent or {}
+    reviewer = run_reviewer(run)
+    decided_by = run.decided_by
+    if decided_by not in ("model", "reviewer"):
+        decided_by = "reviewer" if reviewer else "model"
+    return {
+        "run_id": str(run.pk),
+        "automation": run.automation.slug,
+        "segment": run.segment,
+        "intent": final.get("intent"),
+        "arguments": final.get("arguments") or {},
+        "trace_id": run.trace_id,
+        "idempotency_key": action.idempotency_key,
+        "decided_by": decided_by,
+        "reviewer": reviewer,
+    }
+
+
+def intent_for(run: Run) -> Intent | None:
+    """The catalog intent the run's final intent names, as configured now."""
+    name = (run.final_intent or {}).get("intent")
+    if not name:
+        return None
+    return Intent.objects.filter(automation_id=run.automation_id, name=name).first()
+
+
+def execution_block(*, run: Run) -> str:
+    """Why the run may not act right now, read fresh from the database; "" when it may."""
+    mode = Automation.objects.filter(pk=run.automation_id).values_list("mode", flat=True).first()
+    policy = None
+    if run.segment:
+        policy = SegmentPolicy.objects.filter(
+            automation_id=run.automation_id, key=run.segment
+        ).first()
+    if policy is not None and not policy.enabled:
+        return f"segment {run.segment} switched off after approval"
+    if policy is not None and policy.mode:
+        mode = policy.mode
+        where = f"segment {run.segment}"
+    else:
+        where = "the automation"
+    if mode not in ACTING_MODES:
+        return f"{where} switched to {mode} mode after approval"
+    return ""
+
+
+def action_get_or_create(*, run: Run, adapter: str) -> Action:
+    """The run's one action; its idempotency key is made once and kept for every attempt."""
+    action = Action.objects.filter(run_id=run.pk).first()
+    if action is not None:
+        return action
+    try:
+        with transaction.atomic():
+            return Action.objects.create(
+                run=run,
+                automation_id=run.automation_id,
+                adapter=adapter,
+                idempotency_key=f"act_{uuid.uuid4().hex}",
+            )
+    except IntegrityError:  # a concurrent task created it first
+        return Action.objects.get(run_id=run.pk)
+
+
+def action_close(*, action: Action, state: str, error: str = "") -> None:
+    """Settle a pending action once; a settled action is left as it is."""
+    Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(
+        state=state, last_error=error, completed_at=timezone.now()
+    )
+
+
+def run_halt(*, run: Run, action: Action, actor: str, reason: str) -> AttemptOutcome:
+    """Halt the run and its action without sending anything."""
+    try:
+        with transaction.atomic():
+            run_transition(run=run, to_state=RunState.HALTED, actor=actor, reason=reason)
+            action_close(action=action, state=ActionState.HALTED, error=reason)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    logger.info("run %s halted before its action: %s", run.pk, reason)
+    return AttemptOutcome("halted", detail=reason)
+
+
+def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> AttemptOutcome:
+    """Fail the run and its action for good."""
+    try:
+        with transaction.atomic():
+            run_transition(run=run, to_state=RunState.FAILED, actor=actor, reason=reason)
+            if action is not None:
+                action_close(action=action, state=ActionState.FAILED, error=reason)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    logger.info("run %s failed its action: %s", run.pk, reason)
+    return AttemptOutcome("failed", detail=reason)
+
+
+def run_start_executing(*, run: Run, actor: str) -> bool:
+    """Move an approved run to executing; True when it is executing, whoever moved it."""
+    if run.state == RunState.EXECUTING:
+        return True
+    try:
+        run_transition(
+            run=run, to_state=RunState.EXECUTING, actor=actor, reason="delivering the action"
+        )
+    except IllegalTransition:
+        run.refresh_from_db(fields=["state"])
+    return run.state == RunState.EXECUTING
+
+
+def attempt_reserve(
+    *, run: Run, action: Action, config: dict, actor: str
+) -> ActionAttempt | AttemptOutcome:
+    """Reserve the next attempt, or say why none may be sent now.
+
+    The run row is locked, so the state, in-flight and kill-switch checks and
+    the new attempt row are one step; the unique (action, number) constraint
+    settles anything the lock cannot (SQLite).
+    """
+    limit = max_attempts(config)
+    lost_after = timedelta(seconds=4 * timeout_seconds(config) + 30)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None or locked.state != RunState.EXECUTING:
+            return skip(f"run is {locked.state if locked else 'gone'}")
+        action.refresh_from_db()
+        if action.state != ActionState.PENDING:
+            return skip(f"action is {action.state}")
+        last = action.attempts.order_by("-number").first()
+        if last is not None and last.status_code is None and last.error == IN_FLIGHT:
+            if now - last.started_at < lost_after:
+                # Another task is sending; come back once it must have answered or died.
+                wait = (last.started_at + lost_after - now).total_seconds()
+                return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
+            ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
+        block = execution_block(run=locked)
+        if block:
+            return run_halt(run=locked, action=action, actor=actor, reason=block)
+        number = (last.number if last else 0) + 1
+        if number > limit:
+            return run_fail(
+                run=locked,
+                action=action,
+                actor=actor,
+                reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
+            )
+        try:
+            with transaction.atomic():
+                attempt = ActionAttempt.objects.create(
+                    action=action, number=number, started_at=now, error=IN_FLIGHT
+                )
+        except IntegrityError:
+            return skip(f"attempt {number} is already taken")
+        Action.objects.filter(pk=action.pk).update(attempt_count=number)
+    return attempt
+
+
+def attempt_record(
+    *,
+    run: Run,
+    action: Action,
+    attempt: ActionAttempt,
+    delivery: Delivery,
+    duration_ms: int,
+    config: dict,
+    actor: str,
+) -> AttemptOutcome:
+    """Record what the attempt came to and move the run accordingly."""
+    number = attempt.number
+    logger.info(
+        "run %s action %s attempt %s: %s",
+        run.pk,
+        action.idempotency_key,
+        number,
+        delivery.status_code or delivery.error,
+    )
+    with transaction.atomic():
+        ActionAttempt.objects.filter(pk=attempt.pk).update(
+            duration_ms=duration_ms,
+            status_code=delivery.status_code,
+            error=delivery.error,
+            response_excerpt=delivery.response_excerpt,
+            retryable=delivery.retryable,
+        )
+        if delivery.ok:
+            action_close(action=action, state=ActionState.SUCCEEDED)
+            reason = f"delivered: receiver answered {delivery.status_code}"
+            try:
+                run_transition(run=run, to_state=RunState.EXECUTED, actor=actor, reason=reason)
+            except IllegalTransition as exc:
+                return skip(str(exc))
+            return AttemptOutcome("done", detail=reason)
+        Action.objects.filter(pk=action.pk).update(last_error=delivery.error)
+        if delivery.retryable and number < max_attempts(config):
+            countdown = retry_countdown(number)
+            return AttemptOutcome("retry", countdown=countdown, detail=delivery.error)
+        reason = delivery.error
+        if delivery.retryable:
+            reason = f"gave up after {number} attempts: {delivery.error}"
+        return run_fail(run=run, action=action, actor=actor, reason=reason)
+
+
+def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
+    """Make at most one delivery attempt for an approved or executing run.
+
+    Never sends when the run is in any other state, when its segment or mode
+    was switched off since approval (the run is halted instead), or while
+    another attempt is in flight.
+    """
+    run = Run.objects.select_related("automation").filter(pk=run_id).first()
+    if run is None:
+        return skip("run is gone")
+    if run.state not in (RunState.APPROVED, RunState.EXECUTING):
+        return skip(f"run is {run.state}")
+    intent = intent_for(run)
+    if intent is not None and not intent.action_adapter:
+        return run_without_action(run=run, intent=intent, actor=actor)
+    action = action_get_or_create(run=run, adapter=intent.action_adapter if intent else "")
+    if run.state == RunState.APPROVED:
+        block = execution_block(run=run)
+        if block:
+            return run_halt(run=run, action=action, actor=actor, reason=block)
+    if not run_start_executing(run=run, actor=actor):
+        return skip(f"run is {run.state}")
+    if intent is None:
+        name = (run.final_intent or {}).get("intent")
+        reason = f"intent {name} no longer exists" if name else "the run has no final intent"
+        return run_fail(run=run, action=action, actor=actor, reason=reason)
+    try:
+        adapter = adapter_for(intent.action_adapter)
+    except UnknownAdapter as exc:
+        return run_fail(run=run, action=action, actor=actor, reason=str(exc))
+    config = intent.action_config or {}
+    reserved = attempt_reserve(run=run, action=action, config=config, actor=actor)
+    if isinstance(reserved, AttemptOutcome):
+        return reserved
+    body = action_body(run=run, action=action)
+    started = time.monotonic()
+    delivery = adapter.deliver(action=action, run=run, config=config, body=body)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return attempt_record(
+        run=run,
+        action=action,
+        attempt=reserved,
+        delivery=delivery,
+        duration_ms=duration_ms,
+        config=config,
+        actor=actor,
+    )
+
+
+def run_without_action(*, run: Run, intent: Intent, actor: str) -> AttemptOutcome:
+    """Settle a run whose intent has no adapter: there is nothing to send."""
+    reason = f"intent {intent.name} has no action: nothing was sent"
+    try:
+        with transaction.atomic():
+            if run.state == RunState.APPROVED:
+                run_transition(run=run, to_state=RunState.EXECUTING, actor=actor, reason=reason)
+            run_transition(run=run, to_state=RunState.EXECUTED, actor=actor, reason=reason)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    return AttemptOutcome("done", detail=reason)
+
+
+def action_compensate(*, run_id: int, actor: str) -> AttemptOutcome:
+    """Send the compensation of a failed or executed run's action; compensated on a 2xx.
+
+    Skips, changing nothing, when the run is in another state, never had an
+    action, or its intent has no compensation configured. A retryable answer
+    returns "retry" with a countdown; the caller caps how often it retries.
+    """
+    run = Run.objects.select_related("automation").filter(pk=run_id).first()
+    if run is None:
+        return skip("run is gone")
+    if run.state not in (RunState.FAILED, RunState.EXECUTED):
+        return skip(f"run is {run.state}")
+    action = Action.objects.filter(run_id=run.pk).first()
+    intent = intent_for(run)
+    if action is None or intent is None:
+        return skip("nothing was attempted" if action is None else "the intent no longer exists")
+    try:
+        adapter = adapter_for(action.adapter)
+    except UnknownAdapter as exc:
+        return skip(str(exc))
+    body = action_body(run=run, action=action)
+    delivery = adapter.compensate(
+        action=action, run=run, config=intent.action_config or {}, body=body
+    )
+    if delivery is None:
+        return skip("no compensation is configured")
+    return compensation_record(run=run, action=action, delivery=delivery, actor=actor)
+
+
+def compensation_record(
+    *, run: Run, action: Action, delivery: Delivery, actor: str
+) -> AttemptOutcome:
+    """Mark the run compensated after a 2xx; otherwise keep the error on the action."""
+    logger.info(
+        "run %s compensation of %s: %s",
+        run.pk,
+        action.idempotency_key,
+        delivery.status_code or delivery.error,
+    )
+    if not delivery.ok:
+        error = f"compensation: {delivery.error}"
+        Action.objects.filter(pk=action.pk).update(last_error=error)
+        if delivery.retryable:
+            return AttemptOutcome("retry", countdown=retry_countdown(1), detail=error)
+        return AttemptOutcome("failed", detail=error)
+    reason = f"compensation delivered: receiver answered {delivery.status_code}"
+    try:
+        with transaction.atomic():
+            run_transition(run=run, to_state=RunState.COMPENSATED, actor=actor, reason=reason)
+            Action.objects.filter(pk=action.pk).update(state=ActionState.COMPENSATED)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    return AttemptOutcome("done", detail=reason)

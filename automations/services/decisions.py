@@ -1,0 +1,152 @@
+"""Turn a received run into a decision: guardrails, provider, guardrails again, routing.
+
+The model call happens outside any transaction; everything it produced (the
+model call, every verdict, the review task and the run's next state) is then
+written in one transaction guarded by the run's state, so a task delivered
+twice writes nothing the second time.
+"""
+
+from django.db import transaction
+
+from automations.guardrails import guardrails_run, strictest
+from automations.guardrails.base import CheckResult, GuardrailContext
+from automations.matching import event_document
+from automations.models import GuardrailVerdict, ModelCall, ReviewTask, Run
+from automations.providers import provider_for
+from automations.providers.base import ProviderResult
+from automations.routing import Route, effective_mode, route_decide
+from automations.services.dispatch import enqueue_execute
+from automations.services.runs import run_transition
+from automations.states import IllegalTransition, RunState
+from catalog.models import Automation
+
+# Before-stage checks whose objection means the model must not be called at all.
+SKIP_PROVIDER_CHECKS = frozenset({"budget"})
+
+
+def run_decide(*, run_id: int, actor: str) -> Run | None:
+    """Decide a run in `received` (or resume one left in `deciding`) exactly once."""
+    run = Run.objects.select_related("event").filter(pk=run_id).first()
+    if run is None or run.state not in (RunState.RECEIVED, RunState.DECIDING):
+        return None
+    automation = Automation.objects.prefetch_related("intents", "segments", "do_not_automate").get(
+        pk=run.automation_id
+    )
+    if run.state == RunState.RECEIVED:
+        try:
+            run_transition(run=run, to_state=RunState.DECIDING, actor=actor)
+        except IllegalTransition:
+            return None  # another worker picked it up
+
+    ctx = GuardrailContext(automation=automation, run=run, document=event_document(run.event))
+    checks = guardrails_run(stage="before", ctx=ctx)
+    result = None
+    if _may_call_provider(checks):
+        result = provider_for(automation).decide(automation=automation, document=ctx.document)
+        if result.decision is not None:
+            ctx.decision = result.decision
+            checks += guardrails_run(stage="after", ctx=ctx)
+
+    policy = ctx.segment_policy()
+    mode = effective_mode(
+        automation_mode=automation.mode, policy_mode=policy.mode if policy else None
+    )
+    route = route_decide(
+        mode=mode,
+        verdict=strictest(checks),
+        has_decision=ctx.decision is not None,
+        error=_provider_error(result, checks),
+        reasons=[c.reason for c in checks if c.verdict != "pass"],
+    )
+    try:
+        return _record(
+            run=run,
+            automation=automation,
+            mode=mode,
+            route=route,
+            checks=checks,
+            result=result,
+            decision=ctx.decision,
+            actor=actor,
+        )
+    except IllegalTransition:
+        return None  # a twin delivery recorded it first; ours rolled back
+
+
+def _may_call_provider(checks: list[CheckResult]) -> bool:
+    if strictest(checks) == "block":
+        return False
+    return not any(c.verdict != "pass" and c.check_name in SKIP_PROVIDER_CHECKS for c in checks)
+
+
+def _provider_error(result: ProviderResult | None, checks: list[CheckResult]) -> str:
+    if result is not None:
+        return result.error
+    stopped = [c.reason for c in checks if c.verdict != "pass"]
+    return stopped[0] if stopped else "no decision"
+
+
+@transaction.atomic
+def _record(
+    *,
+    run: Run,
+    automation: Automation,
+    mode: str,
+    route: Route,
+    checks: list[CheckResult],
+    result: ProviderResult | None,
+    decision: dict | None,
+    actor: str,
+) -> Run:
+    approved = route.to_state == RunState.APPROVED
+    run_transition(
+        run=run,
+        to_state=route.to_state,
+        actor=actor,
+        reason=route.reason,
+        fields={
+            "effective_mode": mode,
+            "proposed_intent": decision,
+            "final_intent": decision if approved else None,
+            "decided_by": "model" if approved else "",
+        },
+        on_commit=(lambda: enqueue_execute(run.pk)) if approved else None,
+    )
+    if result is not None:
+        call = result.call
+        ModelCall.objects.create(
+            run=run,
+            automation=automation,
+            provider=call.provider,
+            model=call.model,
+            base_url=call.base_url,
+            prompt_version=automation.prompt_version,
+            request_id=call.request_id,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cost_usd=call.cost_usd,
+            latency_ms=call.latency_ms,
+            raw_output=call.raw_output,
+            error=call.error or result.error,
+            redactions=_redactions(checks),
+        )
+    GuardrailVerdict.objects.bulk_create(
+        GuardrailVerdict(
+            run=run,
+            position=position,
+            check_name=check.check_name,
+            verdict=check.verdict,
+            reason=check.reason,
+            details=check.details,
+        )
+        for position, check in enumerate(checks)
+    )
+    if route.review_kind:
+        ReviewTask.objects.create(
+            run=run, automation=automation, kind=route.review_kind, reason=route.reason
+        )
+    return run
+
+
+def _redactions(checks: list[CheckResult]) -> list:
+    return [{"check": c.check_name, **c.details} for c in checks if c.details.get("redactions")]

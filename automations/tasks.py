@@ -1,0 +1,43 @@
+"""Celery tasks: take a run id, call one service, enqueue follow-ups on commit.
+
+Every task is safe to run twice (the services check the run's state under a
+guarded update), so all of them use acks_late and reject_on_worker_lost.
+Database hiccups are retried with backoff and jitter; anything else is a bug
+and surfaces.
+"""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from automations.services.actions import action_attempt, action_compensate
+from automations.services.decisions import run_decide
+from automations.services.runs import worker_actor
+
+TRANSIENT = (OperationalError, InterfaceError)
+COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="automations.decide_run", **COMMON)
+def decide_run(run_id: int) -> None:
+    run_decide(run_id=run_id, actor=worker_actor())
+
+
+@shared_task(name="automations.execute_run", **COMMON)
+def execute_run(run_id: int) -> None:
+    outcome = action_attempt(run_id=run_id, actor=worker_actor())
+    if outcome.kind == "retry":
+        # A fresh message per attempt: the countdown comes from the adapter's backoff.
+        execute_run.apply_async(args=[run_id], countdown=outcome.countdown)
+
+
+@shared_task(name="automations.compensate_run", **COMMON)
+def compensate_run(run_id: int) -> None:
+    action_compensate(run_id=run_id, actor=worker_actor())

@@ -1,0 +1,488 @@
+"""The actions service: one signed delivery attempt at a time, retried, halted, compensated."""
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from automations.models import Action, ActionAttempt, Run
+from automations.services.actions import (
+    IN_FLIGHT,
+    LOST,
+    action_attempt,
+    action_compensate,
+    retry_countdown,
+)
+from tests.factories import (
+    AutomationFactory,
+    EventFactory,
+    IntentFactory,
+    ReviewTaskFactory,
+    RunFactory,
+    SegmentPolicyFactory,
+    UserFactory,
+)
+from tests.support.webhook_receiver import WebhookReceiver, new_webhook_secret, verify
+
+SECRET_ENV = "TEST_WEBHOOK_SECRET"
+ACTOR = "worker:test"
+FINAL_INTENT = {
+    "intent": "route_ticket",
+    "arguments": {"team": "billing", "priority": "p2"},
+    "confidence": 0.92,
+    "rationale": "Invoice question.",
+}
+CONTRACT_FIELDS = {
+    "run_id",
+    "automation",
+    "segment",
+    "intent",
+    "arguments",
+    "trace_id",
+    "idempotency_key",
+    "decided_by",
+    "reviewer",
+}
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    value = new_webhook_secret()
+    monkeypatch.setenv(SECRET_ENV, value)
+    return value
+
+
+def approved_run(receiver, *, segment="", mode="approve", decided_by="model", **config):
+    automation = AutomationFactory(mode=mode)
+    IntentFactory(
+        automation=automation,
+        action_config={"url": receiver.url("/hooks/route"), "secret_env": SECRET_ENV, **config},
+    )
+    event = EventFactory(automation=automation, segment=segment)
+    return RunFactory(
+        event=event, state="approved", final_intent=dict(FINAL_INTENT), decided_by=decided_by
+    )
+
+
+def attempt(run):
+    outcome = action_attempt(run_id=run.pk, actor=ACTOR)
+    run.refresh_from_db()
+    return outcome
+
+
+def transitions(run):
+    return [(t.from_state, t.to_state) for t in run.transitions.all()]
+
+
+@pytest.mark.django_db
+class TestDelivery:
+    def test_approved_run_is_delivered_signed_with_exactly_the_contract_body(
+        self, receiver, secret
+    ):
+        run = approved_run(receiver, segment="enterprise")
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "done"
+        [received] = receiver.wait_for(1)
+        body = verify(received, secret)
+        action = Action.objects.get(run=run)
+        assert set(body) == CONTRACT_FIELDS
+        assert body == {
+            "run_id": str(run.pk),
+            "automation": run.automation.slug,
+            "segment": "enterprise",
+            "intent": "route_ticket",
+            "arguments": {"team": "billing", "priority": "p2"},
+            "trace_id": run.trace_id,
+            "idempotency_key": action.idempotency_key,
+            "decided_by": "model",
+            "reviewer": None,
+        }
+        assert received.headers["webhook-id"] == action.idempotency_key
+        assert received.headers["idempotency-key"] == action.idempotency_key
+        assert received.headers["traceparent"].split("-")[1] == run.trace_id
+
+    def test_success_executes_the_run_and_records_the_attempt(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(201, body='{"ticket": "T-1"}')
+
+        attempt(run)
+
+        assert run.state == "executed"
+        assert transitions(run) == [("approved", "executing"), ("executing", "executed")]
+        assert {t.actor for t in run.transitions.all()} == {ACTOR}
+        action = Action.objects.get(run=run)
+        assert (action.state, action.attempt_count, action.adapter) == ("succeeded", 1, "webhook")
+        assert action.completed_at is not None
+        [recorded] = action.attempts.all()
+        assert (recorded.number, recorded.status_code, recorded.error) == (1, 201, "")
+        assert recorded.response_excerpt == '{"ticket": "T-1"}'
+
+    def test_reviewer_decision_names_the_reviewer(self, receiver, secret):
+        run = approved_run(receiver, decided_by="reviewer")
+        ReviewTaskFactory(run=run, state="done", decided_by=UserFactory(username="rosa"))
+
+        attempt(run)
+
+        body = verify(receiver.wait_for(1)[0], secret)
+        assert (body["decided_by"], body["reviewer"]) == ("reviewer", "rosa")
+
+    def test_attempt_after_success_sends_nothing(self, receiver, secret):
+        run = approved_run(receiver)
+        attempt(run)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "skip"
+        assert len(receiver.deliveries) == 1
+        assert ActionAttempt.objects.filter(action__run=run).count() == 1
+
+    @pytest.mark.parametrize("state", ["awaiting_review", "rejected", "blocked", "recorded"])
+    def test_runs_that_were_not_approved_are_never_delivered(self, receiver, secret, state):
+        run = approved_run(receiver)
+        Run.objects.filter(pk=run.pk).update(state=state)
+
+        assert attempt(run).kind == "skip"
+        assert receiver.deliveries == []
+        assert not Action.objects.filter(run=run).exists()
+
+    def test_gone_run_is_skipped_quietly(self, db):
+        assert action_attempt(run_id=987654, actor=ACTOR).kind == "skip"
+
+
+@pytest.mark.django_db
+class TestRetries:
+    def test_retry_reuses_the_key_with_a_fresh_timestamp(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(503)
+
+        first = attempt(run)
+        state_between = run.state
+        time.sleep(1.05)  # timestamps are whole seconds
+        second = attempt(run)
+
+        assert first.kind == "retry" and first.countdown > 0
+        assert first.detail == "receiver answered 503"
+        assert state_between == "executing"
+        assert second.kind == "done" and run.state == "executed"
+        one, two = receiver.wait_for(2)
+        assert one.headers["webhook-id"] == two.headers["webhook-id"]
+        assert one.headers["idempotency-key"] == two.headers["idempotency-key"]
+        assert int(two.headers["webhook-timestamp"]) > int(one.headers["webhook-timestamp"])
+        assert verify(one, secret) == verify(two, secret)
+        numbers = list(
+            ActionAttempt.objects.filter(action__run=run).values_list("number", "status_code")
+        )
+        assert numbers == [(1, 503), (2, 200)]
+
+    def test_run_stays_executing_between_retries(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(429)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "retry"
+        assert run.state == "executing"
+        action = Action.objects.get(run=run)
+        assert (action.state, action.last_error) == ("pending", "receiver answered 429")
+
+    @pytest.mark.parametrize("status", [400, 404, 410, 422])
+    def test_permanent_client_error_fails_the_run_at_once(self, receiver, secret, status):
+        run = approved_run(receiver)
+        receiver.enqueue(status)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "failed"
+        assert run.state == "failed"
+        assert run.reason == f"receiver answered {status}"
+        action = Action.objects.get(run=run)
+        assert (action.state, action.attempt_count) == ("failed", 1)
+        assert len(receiver.deliveries) == 1
+
+    @pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 503])
+    def test_transient_answers_are_retried(self, receiver, secret, status):
+        run = approved_run(receiver)
+        receiver.enqueue(status)
+
+        assert attempt(run).kind == "retry"
+        assert attempt(run).kind == "done"
+        assert len(receiver.deliveries) == 2
+
+    def test_timeout_is_retried_and_recorded(self, receiver, secret):
+        run = approved_run(receiver, timeout_seconds=0.3)
+        receiver.enqueue(200, delay=2)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "retry"
+        [recorded] = ActionAttempt.objects.filter(action__run=run)
+        assert recorded.error == "timed out after 0.3 s"
+        assert recorded.retryable and recorded.status_code is None
+        assert recorded.duration_ms >= 250
+
+    def test_exhausted_attempts_fail_the_run_with_every_attempt_recorded(self, receiver, secret):
+        run = approved_run(receiver, max_attempts=3)
+        for _ in range(3):
+            receiver.enqueue(500)
+
+        kinds = [attempt(run).kind for _ in range(3)]
+
+        assert kinds == ["retry", "retry", "failed"]
+        assert run.state == "failed"
+        assert run.reason == "gave up after 3 attempts: receiver answered 500"
+        recorded = ActionAttempt.objects.filter(action__run=run)
+        assert [(a.number, a.status_code, a.retryable) for a in recorded] == [
+            (1, 500, True),
+            (2, 500, True),
+            (3, 500, True),
+        ]
+        assert Action.objects.get(run=run).attempt_count == 3
+        assert attempt(run).kind == "skip"
+        assert len(receiver.deliveries) == 3
+
+    def test_default_limit_is_six_attempts(self, receiver, secret):
+        run = approved_run(receiver)
+        for _ in range(10):
+            receiver.enqueue(502)
+
+        kinds = [attempt(run).kind for _ in range(7)]
+
+        assert kinds == ["retry"] * 5 + ["failed", "skip"]
+        assert len(receiver.deliveries) == 6
+
+    def test_missing_secret_fails_permanently_without_sending(self, receiver, monkeypatch):
+        monkeypatch.delenv(SECRET_ENV, raising=False)
+        run = approved_run(receiver)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "failed"
+        assert run.state == "failed"
+        assert SECRET_ENV in run.reason and "not set" in run.reason
+        assert receiver.deliveries == []
+
+    def test_intent_removed_after_approval_fails_without_sending(self, receiver, secret):
+        run = approved_run(receiver)
+        run.automation.intents.all().delete()
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "failed"
+        assert run.reason == "intent route_ticket no longer exists"
+        assert receiver.deliveries == []
+
+
+def test_backoff_grows_is_capped_and_never_zero():
+    first = [retry_countdown(1) for _ in range(200)]
+    fifth = [retry_countdown(5) for _ in range(200)]
+    late = [retry_countdown(40) for _ in range(200)]
+
+    assert all(1 <= c <= 4 for c in first)
+    assert all(1 <= c <= 64 for c in fifth) and max(fifth) > 4
+    assert all(1 <= c <= 900 for c in late) and max(late) > 64
+    assert len(set(fifth)) > 100  # jittered, so retries spread out
+
+
+@pytest.mark.django_db
+class TestKillSwitch:
+    def test_segment_switched_off_after_approval_halts_without_sending(self, receiver, secret):
+        run = approved_run(receiver, segment="enterprise")
+        policy = SegmentPolicyFactory(automation=run.automation, key="enterprise")
+        policy.enabled = False
+        policy.save()
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "halted"
+        assert run.state == "halted"
+        assert run.reason == "segment enterprise switched off after approval"
+        assert Action.objects.get(run=run).state == "halted"
+        assert receiver.deliveries == []
+        assert not ActionAttempt.objects.filter(action__run=run).exists()
+
+    def test_automation_switched_to_shadow_halts_without_sending(self, receiver, secret):
+        run = approved_run(receiver)
+        run.automation.mode = "shadow"
+        run.automation.save()
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "halted"
+        assert run.state == "halted"
+        assert "shadow" in run.reason
+        assert receiver.deliveries == []
+
+    def test_segment_mode_switched_to_shadow_halts_without_sending(self, receiver, secret):
+        run = approved_run(receiver, segment="smb")
+        SegmentPolicyFactory(automation=run.automation, key="smb", mode="shadow")
+
+        assert attempt(run).kind == "halted"
+        assert run.reason == "segment smb switched to shadow mode after approval"
+        assert receiver.deliveries == []
+
+    def test_other_segments_keep_running(self, receiver, secret):
+        run = approved_run(receiver, segment="smb")
+        SegmentPolicyFactory(automation=run.automation, key="enterprise", enabled=False)
+
+        assert attempt(run).kind == "done"
+        assert len(receiver.deliveries) == 1
+
+    def test_switch_flipped_between_retries_halts_the_next_attempt(self, receiver, secret):
+        run = approved_run(receiver, segment="enterprise")
+        policy = SegmentPolicyFactory(automation=run.automation, key="enterprise")
+        receiver.enqueue(503)
+        assert attempt(run).kind == "retry"
+
+        policy.enabled = False
+        policy.save()
+        outcome = attempt(run)
+
+        assert outcome.kind == "halted"
+        assert transitions(run)[-1] == ("executing", "halted")
+        assert len(receiver.deliveries) == 1
+
+
+@pytest.mark.django_db
+class TestInFlight:
+    def test_attempt_in_flight_blocks_a_second_send(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(503)
+        attempt(run)
+        action = Action.objects.get(run=run)
+        ActionAttempt.objects.create(
+            action=action, number=2, started_at=timezone.now(), error=IN_FLIGHT
+        )
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "retry" and outcome.countdown > 0
+        assert outcome.detail == "an attempt is in flight"
+        assert len(receiver.deliveries) == 1
+
+    def test_attempt_lost_with_its_worker_is_taken_over(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(503)
+        attempt(run)
+        action = Action.objects.get(run=run)
+        long_ago = timezone.now() - timedelta(hours=1)
+        ActionAttempt.objects.create(action=action, number=2, started_at=long_ago, error=IN_FLIGHT)
+
+        outcome = attempt(run)
+
+        assert outcome.kind == "done"
+        recorded = ActionAttempt.objects.filter(action=action)
+        assert [(a.number, a.error) for a in recorded] == [
+            (1, "receiver answered 503"),
+            (2, LOST),
+            (3, ""),
+        ]
+
+
+@pytest.mark.django_db
+class TestCompensation:
+    def test_failed_run_is_compensated_at_the_compensation_url(self, receiver, secret):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
+        receiver.enqueue(404)
+        attempt(run)
+
+        outcome = action_compensate(run_id=run.pk, actor=ACTOR)
+        run.refresh_from_db()
+
+        assert outcome.kind == "done"
+        assert run.state == "compensated"
+        assert Action.objects.get(run=run).state == "compensated"
+        _, undo = receiver.wait_for(2)
+        key = Action.objects.get(run=run).idempotency_key
+        assert undo.path == "/hooks/undo"
+        assert undo.headers["webhook-id"] == f"{key}:compensate"
+        assert undo.headers["idempotency-key"] == f"{key}:compensate"
+        body = verify(undo, secret)
+        assert (body["run_id"], body["idempotency_key"]) == (str(run.pk), key)
+
+    def test_executed_run_can_be_compensated(self, receiver, secret):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
+        attempt(run)
+
+        assert action_compensate(run_id=run.pk, actor=ACTOR).kind == "done"
+        run.refresh_from_db()
+        assert transitions(run)[-1] == ("executed", "compensated")
+
+    def test_without_compensation_url_nothing_changes(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(404)
+        attempt(run)
+
+        outcome = action_compensate(run_id=run.pk, actor=ACTOR)
+        run.refresh_from_db()
+
+        assert outcome.kind == "skip"
+        assert run.state == "failed"
+        assert len(receiver.deliveries) == 1
+
+    def test_failed_compensation_leaves_the_run_failed(self, receiver, secret):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
+        receiver.enqueue(404)
+        receiver.enqueue(400)
+        attempt(run)
+
+        outcome = action_compensate(run_id=run.pk, actor=ACTOR)
+        run.refresh_from_db()
+
+        assert outcome.kind == "failed"
+        assert run.state == "failed"
+        assert Action.objects.get(run=run).last_error == "compensation: receiver answered 400"
+
+    def test_runs_still_running_are_not_compensated(self, receiver, secret):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
+
+        assert action_compensate(run_id=run.pk, actor=ACTOR).kind == "skip"
+        assert receiver.deliveries == []
+
+
+on_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (DATABASE_URL)",
+)
+
+
+@pytest.mark.postgres
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("delay", [0, 0.3])
+def test_concurrent_attempts_on_one_run_deliver_once(receiver, secret, delay):
+    run = approved_run(receiver)
+    receiver.enqueue(200, delay=delay)
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def worker():
+        try:
+            start.wait()
+            outcomes.append(action_attempt(run_id=run.pk, actor=ACTOR).kind)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    time.sleep(0.2)  # a second delivery, if any, would have arrived by now
+    assert len(receiver.deliveries) == 1
+    assert "done" in outcomes and len(outcomes) == 2
+    run.refresh_from_db()
+    assert run.state == "executed"
+    assert ActionAttempt.objects.filter(action__run=run).count() == 1

@@ -1,0 +1,155 @@
+"""The decide step: provider, guardrails and routing, recorded in one place."""
+
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+
+from automations.models import ModelCall, ReviewTask, Run
+from automations.services.decisions import run_decide
+from tests.factories import (
+    AutomationFactory,
+    DoNotAutomateRuleFactory,
+    EventFactory,
+    IntentFactory,
+    RunFactory,
+    SegmentPolicyFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+BILLING_RULE = {
+    "when": {"field": "payload.body", "matches": "(?i)invoice"},
+    "intent": "route_ticket",
+    "arguments": {"team": "billing", "priority": "p2"},
+    "confidence": 0.9,
+}
+
+
+def make_run(*, mode="autonomous", body="Where is my invoice?", segment="", rules=None, **kwargs):
+    automation = AutomationFactory(
+        mode=mode, rules=[BILLING_RULE] if rules is None else rules, **kwargs
+    )
+    IntentFactory(automation=automation)
+    event = EventFactory(automation=automation, segment=segment, payload={"body": body})
+    return RunFactory(event=event)
+
+
+def decide(run, django_capture_on_commit_callbacks):
+    with (
+        mock.patch("automations.services.decisions.enqueue_execute") as enqueue,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run_decide(run_id=run.pk, actor="worker:test")
+    run.refresh_from_db()
+    return enqueue
+
+
+def test_autonomous_match_is_approved_and_sent_to_execution(django_capture_on_commit_callbacks):
+    run = make_run()
+    enqueue = decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "approved"
+    assert run.final_intent["arguments"] == {"team": "billing", "priority": "p2"}
+    assert run.decided_by == "model"
+    enqueue.assert_called_once_with(run.pk)
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
+    assert run.model_calls.get().provider == "rules"
+    assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
+
+
+def test_approve_mode_waits_for_a_person(django_capture_on_commit_callbacks):
+    run = make_run(mode="approve")
+    enqueue = decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert run.review_task.kind == "approve"
+    assert run.proposed_intent["intent"] == "route_ticket"
+    enqueue.assert_not_called()
+
+
+def test_suggest_mode_drafts_for_a_person(django_capture_on_commit_callbacks):
+    run = make_run(mode="suggest")
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert run.review_task.kind == "suggest"
+
+
+def test_shadow_mode_records_and_never_acts(django_capture_on_commit_callbacks):
+    run = make_run(mode="shadow")
+    enqueue = decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "recorded"
+    assert not ReviewTask.objects.exists()
+    enqueue.assert_not_called()
+
+
+def test_no_rule_matched_goes_to_review(django_capture_on_commit_callbacks):
+    run = make_run(body="Hello there")
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert "no rule matched" in run.review_task.reason
+
+
+def test_switched_off_segment_blocks_without_calling_the_model(django_capture_on_commit_callbacks):
+    run = make_run(segment="trial")
+    SegmentPolicyFactory(automation=run.automation, key="trial", enabled=False)
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "blocked"
+    assert "switched off" in run.reason
+    assert not ModelCall.objects.exists()
+
+
+def test_segment_mode_override_applies(django_capture_on_commit_callbacks):
+    run = make_run(segment="enterprise")
+    SegmentPolicyFactory(automation=run.automation, key="enterprise", mode="approve")
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert run.effective_mode == "approve"
+
+
+@pytest.mark.parametrize(("effect", "state"), [("review", "awaiting_review"), ("block", "blocked")])
+def test_do_not_automate_rule_is_more_cautious(effect, state, django_capture_on_commit_callbacks):
+    run = make_run(body="Invoice wrong, my lawyer will call")
+    DoNotAutomateRuleFactory(automation=run.automation, effect=effect)
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == state
+    assert "legal threat" in run.reason
+
+
+def test_low_confidence_goes_to_review(django_capture_on_commit_callbacks):
+    run = make_run(min_confidence=0.95)
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert "below" in run.review_task.reason
+
+
+def test_high_risk_intent_needs_approval_even_when_autonomous(django_capture_on_commit_callbacks):
+    run = make_run()
+    run.automation.intents.update(risk="high")
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert "high-risk" in run.review_task.reason
+
+
+def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
+    run = make_run()
+    decide(run, django_capture_on_commit_callbacks)
+    enqueue = decide(run, django_capture_on_commit_callbacks)
+    enqueue.assert_not_called()
+    assert run.transitions.count() == 2
+    assert ModelCall.objects.count() == 1
+
+
+def test_budget_spent_sends_to_review_without_calling_the_model(django_capture_on_commit_callbacks):
+    run = make_run(provider="openai", model="gpt-4.1-mini", daily_budget_usd=Decimal("1.00"))
+    earlier = RunFactory(event=EventFactory(automation=run.automation))
+    ModelCall.objects.create(
+        run=earlier, automation=run.automation, provider="openai", cost_usd=Decimal("1.20")
+    )
+    decide(run, django_capture_on_commit_callbacks)
+    assert run.state == "awaiting_review"
+    assert "budget" in run.review_task.reason
+    assert ModelCall.objects.filter(run=run).count() == 0
+
+
+def test_gone_run_is_ignored():
+    assert run_decide(run_id=987654, actor="worker:test") is None
+    assert not Run.objects.exists()
