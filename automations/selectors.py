@@ -1,0 +1,96 @@
+"""Reads shared by the reviewer console: queues and one task's full picture, access-scoped."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, prefetch_related_objects
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.utils import timezone
+
+from automations.models import ReviewState, ReviewTask
+from catalog.models import Automation
+from catalog.selectors import reviewable_automations
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    automation: Automation
+    pending_count: int  # claimable now: pending, or claimed with a lapsed lease
+    in_review_count: int  # held under a live lease
+    oldest_age_seconds: int | None  # age of the oldest open task, None when empty
+    late: bool  # the oldest open task is past automation.review_sla_minutes
+    decided_today: int  # tasks this user decided since local midnight
+
+
+def _count(queryset) -> Coalesce:
+    """A correlated COUNT(*) of `queryset` (already filtered on OuterRef) as an annotation."""
+    counted = queryset.order_by().values("automation").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def review_queues_for(user: AbstractBaseUser, now: datetime | None = None) -> list[ReviewQueue]:
+    """One row per automation the user reviews, in one query (plus the user's roles).
+
+    Each figure is a correlated subquery so that it walks the partial index of
+    open tasks or the (decided_by, decided_at) index, never the done backlog.
+    """
+    now = now or timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    open_tasks = ReviewTask.objects.filter(
+        automation=OuterRef("pk"), state__in=[ReviewState.PENDING, ReviewState.CLAIMED]
+    )
+    claimable = Q(state=ReviewState.PENDING) | Q(lease_expires_at__lt=now)
+    held = Q(state=ReviewState.CLAIMED, lease_expires_at__gte=now)
+    oldest = open_tasks.order_by("created_at", "id").values("created_at")[:1]
+    automations = reviewable_automations(user).annotate(
+        pending_count=_count(open_tasks.filter(claimable)),
+        in_review_count=_count(open_tasks.filter(held)),
+        oldest_open_at=Subquery(oldest),
+        decided_today=_count(
+            ReviewTask.objects.filter(
+                automation=OuterRef("pk"), decided_by=user, decided_at__gte=midnight
+            )
+        ),
+    )
+    queues = []
+    for automation in automations.order_by("slug"):
+        age = None
+        if automation.oldest_open_at is not None:
+            age = max(0, int((now - automation.oldest_open_at).total_seconds()))
+        queues.append(
+            ReviewQueue(
+                automation=automation,
+                pending_count=automation.pending_count,
+                in_review_count=automation.in_review_count,
+                oldest_age_seconds=age,
+                late=age is not None and age > automation.review_sla_minutes * 60,
+                decided_today=automation.decided_today,
+            )
+        )
+    return queues
+
+
+def review_task_detail(task_id: int, user: AbstractBaseUser) -> ReviewTask:
+    """The task with its run, event, automation, intents, verdicts, model calls and transitions.
+
+    A bounded number of queries whatever the sizes; Http404 when there is no
+    such task, PermissionDenied when it is outside the user's queues.
+    """
+    task = (
+        ReviewTask.objects.select_related(
+            "run", "run__event", "automation", "claimed_by", "decided_by", "label"
+        )
+        .filter(pk=task_id)
+        .first()
+    )
+    if task is None:
+        raise Http404("no such review task")
+    if not reviewable_automations(user).filter(pk=task.automation_id).exists():
+        raise PermissionDenied("you do not review this automation")
+    prefetch_related_objects(
+        [task], "automation__intents", "run__verdicts", "run__model_calls", "run__transitions"
+    )
+    return task

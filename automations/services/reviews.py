@@ -1,0 +1,380 @@
+"""Review tasks: claim with a lease, release, decide; every decision leaves a Label.
+
+A claim is a lease: `claimed_by` holds the task until `lease_expires_at`,
+after which any reviewer of the queue may claim it again and the first holder
+can no longer decide it. `claimed_by` names the current holder only (it is
+cleared on release and on decision; `decided_by` names who decided), which
+keeps the "what do I hold" lookup on the claimed_by index small.
+"""
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import jsonschema
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
+from automations.services import dispatch
+from automations.services.runs import run_transition
+from automations.states import IllegalTransition, RunState
+from catalog.models import Automation
+from catalog.selectors import reviewable_automations
+
+REJECT_REASONS: list[tuple[str, str]] = [
+    ("wrong_intent", "Wrong intent"),
+    ("wrong_arguments", "Wrong arguments"),
+    ("policy", "Against policy"),
+    ("duplicate", "Duplicate"),
+    ("not_enough_information", "Not enough information"),
+    ("other", "Other (explain in the note)"),
+]
+REJECT_REASON_CODES = frozenset(code for code, _ in REJECT_REASONS)
+
+# Actions a reviewer may take, by task kind.
+APPROVE_ACTIONS = ("approve", "reject")
+SUGGEST_ACTIONS = ("use", "discard")
+
+
+class ReviewError(Exception):
+    """A decision that cannot be made; nothing was changed."""
+
+
+class LeaseExpired(ReviewError):
+    """The user does not (or no longer) hold the task's lease."""
+
+
+class AlreadyDecided(ReviewError):
+    """The task was decided before (a double submit, or another path closed it)."""
+
+
+class RunNotAwaitingReview(ReviewError):
+    """The run left `awaiting_review` (e.g. a kill switch) while the task was open."""
+
+
+class ReviewInvalid(ReviewError):
+    """The submitted decision is invalid; `errors` maps a field path to a message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors.items()))
+        self.errors = errors
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.HANDRAIL_REVIEW_LEASE_SECONDS)
+
+
+def review_check_access(*, user: AbstractBaseUser, automation_id: int) -> None:
+    """Raise PermissionDenied unless the user may work this automation's queue."""
+    if not reviewable_automations(user).filter(pk=automation_id).exists():
+        raise PermissionDenied("you do not review this automation")
+
+
+def claimable_tasks(automation: Automation, now: datetime):
+    """Open tasks anyone may claim: pending, or claimed with a lapsed lease."""
+    return ReviewTask.objects.filter(automation=automation).filter(
+        Q(state=ReviewState.PENDING) | Q(state=ReviewState.CLAIMED, lease_expires_at__lt=now)
+    )
+
+
+def _held_if_allowed(
+    *, user: AbstractBaseUser, automation: Automation, now: datetime
+) -> ReviewTask | None:
+    """The user's live claim on the queue, if any; PermissionDenied if they may not work it.
+
+    One query answers both questions: the claim path runs for every task a
+    reviewer works, so it is kept to as few round trips as possible.
+    """
+    held = (
+        ReviewTask.objects.filter(
+            automation=OuterRef("pk"),
+            state=ReviewState.CLAIMED,
+            claimed_by=user,
+            lease_expires_at__gt=now,
+        )
+        .order_by("created_at", "id")
+        .values("pk")[:1]
+    )
+    rows = list(
+        reviewable_automations(user)
+        .filter(pk=automation.pk)
+        .annotate(held_id=Subquery(held))
+        .values_list("held_id", flat=True)
+    )
+    if not rows:
+        raise PermissionDenied("you do not review this automation")
+    return None if rows[0] is None else ReviewTask.objects.get(pk=rows[0])
+
+
+def review_claim_next(
+    *, user: AbstractBaseUser, automation: Automation, now: datetime | None = None
+) -> ReviewTask | None:
+    """Lease the oldest claimable task of the queue to `user`; no two live leases on one task.
+
+    Returns the user's own live claim on this queue if there is one (one task
+    at a time per queue), None when the queue is empty. On PostgreSQL
+    concurrent claimers skip each other's locked rows; on SQLite the
+    IMMEDIATE transaction serialises writers.
+    """
+    now = now or timezone.now()
+    connection = transaction.get_connection()
+    owns_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        if owns_transaction and connection.vendor == "postgresql":
+            # A claim lost in a crash only puts the task back in the queue, like a
+            # lapsed lease, so its commit need not wait for the WAL flush (about
+            # half the claim latency). The decision still commits synchronously.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        held = _held_if_allowed(user=user, automation=automation, now=now)
+        if held is not None:
+            return held
+        task = (
+            claimable_tasks(automation, now)
+            .order_by("created_at", "id")
+            .select_for_update(skip_locked=True)
+            .first()
+        )
+        if task is None:
+            return None
+        task.state = ReviewState.CLAIMED
+        task.claimed_by = user
+        task.claimed_at = now
+        task.lease_expires_at = now + lease_duration()
+        task.save(update_fields=["state", "claimed_by", "claimed_at", "lease_expires_at"])
+    return task
+
+
+def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
+    """Put a task the user holds back in the queue; raise LeaseExpired if they do not hold it."""
+    moved = ReviewTask.objects.filter(
+        pk=task.pk, state=ReviewState.CLAIMED, claimed_by=user
+    ).update(state=ReviewState.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None)
+    if moved != 1:
+        raise LeaseExpired("you do not hold this task any more")
+    task.state = ReviewState.PENDING
+    task.claimed_by = None
+    task.claimed_at = None
+    task.lease_expires_at = None
+    return task
+
+
+def review_expire_leases(*, now: datetime | None = None) -> int:
+    """Return every claimed task whose lease lapsed to the queue; return how many."""
+    now = now or timezone.now()
+    return ReviewTask.objects.filter(state=ReviewState.CLAIMED, lease_expires_at__lt=now).update(
+        state=ReviewState.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
+    )
+
+
+def intent_diff(model_intent: dict | None, final_intent: dict | None) -> list[dict]:
+    """The changes from the model's intent to the final one: [{"path", "from", "to"}, ...]."""
+    if final_intent is None:
+        return []
+    model_intent = model_intent or {}
+    changes: list[dict] = []
+    if model_intent.get("intent") != final_intent.get("intent"):
+        changes.append(
+            {"path": "intent", "from": model_intent.get("intent"), "to": final_intent.get("intent")}
+        )
+    _diff_values("arguments", model_intent.get("arguments"), final_intent.get("arguments"), changes)
+    return changes
+
+
+def _diff_values(path: str, old, new, changes: list[dict]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            _diff_values(f"{path}.{key}", old.get(key), new.get(key), changes)
+    elif old != new:
+        changes.append({"path": path, "from": old, "to": new})
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str):
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def arguments_errors(schema: dict, arguments) -> dict[str, str]:
+    """Validation errors of `arguments` against `schema`, keyed by "arguments.<path>"."""
+    if not isinstance(arguments, dict):
+        return {"arguments": "must be an object"}
+    try:
+        validator = _validator(json.dumps(schema, sort_keys=True))
+    except jsonschema.SchemaError:
+        return {"intent": "this intent's arguments schema is invalid; ask the owner to fix it"}
+    errors: dict[str, str] = {}
+    for error in validator.iter_errors(arguments):
+        path = ".".join(["arguments", *(str(p) for p in error.absolute_path)])
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for name in error.validator_value:
+                if name not in error.instance:
+                    errors.setdefault(f"{path}.{name}", "is required")
+            continue
+        errors.setdefault(path, error.message)
+    return errors
+
+
+def _final_intent(*, task: ReviewTask, intent: str | None, arguments) -> dict:
+    """The intent the reviewer settled on, validated; raise ReviewInvalid otherwise."""
+    proposed = task.run.proposed_intent or {}
+    name = intent or proposed.get("intent")
+    if not name:
+        raise ReviewInvalid({"intent": "the model proposed no intent: choose one"})
+    chosen = task.automation.intents.filter(name=name).first()
+    if chosen is None:
+        raise ReviewInvalid({"intent": f"{name!r} is not an intent of this automation"})
+    if arguments is None:
+        arguments = proposed.get("arguments", {}) if name == proposed.get("intent") else {}
+    errors = arguments_errors(chosen.arguments_schema, arguments)
+    if errors:
+        raise ReviewInvalid(errors)
+    return {"intent": name, "arguments": arguments}
+
+
+def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> ReviewTask:
+    """Lock the task row and check that `user` holds a live lease on it."""
+    allowed = reviewable_automations(user).filter(pk=OuterRef("automation_id"))
+    task = (
+        ReviewTask.objects.select_for_update(of=("self",))
+        .select_related("run", "automation")
+        .annotate(allowed=Exists(allowed))
+        .get(pk=task_id)
+    )
+    if not task.allowed:
+        raise PermissionDenied("you do not review this automation")
+    if task.state == ReviewState.DONE:
+        raise AlreadyDecided(f"this task was already decided ({task.outcome})")
+    if task.state != ReviewState.CLAIMED or task.claimed_by_id != user.pk:
+        raise LeaseExpired("you do not hold this task: claim it first")
+    if task.lease_expires_at is None or task.lease_expires_at <= now:
+        raise LeaseExpired("your lease on this task expired; claim it again")
+    return task
+
+
+def _decision(
+    *, task: ReviewTask, action: str, intent, arguments, reject_reason: str, note: str
+) -> tuple[str, dict | None]:
+    """The outcome and final intent of a decision, validated; raise ReviewInvalid otherwise."""
+    allowed = SUGGEST_ACTIONS if task.kind == "suggest" else APPROVE_ACTIONS
+    if action not in allowed:
+        raise ReviewInvalid({"action": f"must be one of {', '.join(allowed)} for this task"})
+    if action == "reject":
+        if reject_reason not in REJECT_REASON_CODES:
+            raise ReviewInvalid({"reject_reason": "choose a reason from the list"})
+        if reject_reason == "other" and not note.strip():
+            raise ReviewInvalid({"note": "explain the reason in the note"})
+        return ReviewOutcome.REJECTED, None
+    if action == "discard":
+        return ReviewOutcome.DISCARDED, None
+    final = _final_intent(task=task, intent=intent, arguments=arguments)
+    proposed = task.run.proposed_intent or {}
+    unchanged = final["intent"] == proposed.get("intent") and final["arguments"] == proposed.get(
+        "arguments"
+    )
+    if action == "approve":
+        return (ReviewOutcome.ACCEPTED if unchanged else ReviewOutcome.EDITED), final
+    return (ReviewOutcome.USED if unchanged else ReviewOutcome.USED_EDITED), final
+
+
+def _move_run(*, run: Run, user: AbstractBaseUser, outcome: str, final: dict | None, reason: str):
+    actor = f"user:{user.get_username()}"
+    fields = {"final_intent": final, "decided_by": "reviewer"}
+    if outcome in (ReviewOutcome.ACCEPTED, ReviewOutcome.EDITED):
+        run_id = run.pk
+        run_transition(
+            run=run,
+            to_state=RunState.APPROVED,
+            actor=actor,
+            reason=reason,
+            fields=fields,
+            on_commit=lambda: dispatch.enqueue_execute(run_id),
+        )
+    elif outcome == ReviewOutcome.REJECTED:
+        run_transition(
+            run=run, to_state=RunState.REJECTED, actor=actor, reason=reason, fields=fields
+        )
+    else:  # suggest mode: the person acted outside Handrail; never executed
+        run_transition(
+            run=run, to_state=RunState.RECORDED, actor=actor, reason=reason, fields=fields
+        )
+
+
+def review_decide(
+    *,
+    task_id: int,
+    user: AbstractBaseUser,
+    action: str,
+    arguments: dict | None = None,
+    intent: str | None = None,
+    reject_reason: str = "",
+    note: str = "",
+    now: datetime | None = None,
+) -> ReviewTask:
+    """Record the holder's decision, its Label and the run's next state, all or nothing.
+
+    `action`: "approve" or "reject" for approve tasks, "use" or "discard" for
+    suggest drafts. `arguments` (and `intent`, required when the model
+    proposed none) edit the proposal and are validated against the intent's
+    schema. Raises LeaseExpired, AlreadyDecided, ReviewInvalid,
+    RunNotAwaitingReview, PermissionDenied or ReviewTask.DoesNotExist; on any
+    of them nothing is changed. Approval enqueues execution on commit.
+    """
+    now = now or timezone.now()
+    note = note or ""
+    with transaction.atomic():
+        task = _lock_open_task(task_id=task_id, user=user, now=now)
+        outcome, final = _decision(
+            task=task,
+            action=action,
+            intent=intent,
+            arguments=arguments,
+            reject_reason=reject_reason,
+            note=note,
+        )
+        claimed_at = task.claimed_at or now
+        task.state = ReviewState.DONE
+        task.claimed_by = None
+        task.decided_by = user
+        task.decided_at = now
+        task.review_ms = max(0, int((now - claimed_at).total_seconds() * 1000))
+        task.outcome = outcome
+        task.reject_reason = reject_reason if outcome == ReviewOutcome.REJECTED else ""
+        task.note = note
+        task.save(
+            update_fields=[
+                "state",
+                "claimed_by",
+                "decided_by",
+                "decided_at",
+                "review_ms",
+                "outcome",
+                "reject_reason",
+                "note",
+            ]
+        )
+        Label.objects.create(
+            review_task=task,
+            run=task.run,
+            automation_id=task.automation_id,
+            outcome=outcome,
+            model_intent=task.run.proposed_intent,
+            final_intent=final,
+            diff=intent_diff(task.run.proposed_intent, final),
+            reviewer=user,
+        )
+        reason = f"review: {outcome}" + (f" ({task.reject_reason})" if task.reject_reason else "")
+        try:
+            _move_run(run=task.run, user=user, outcome=outcome, final=final, reason=reason)
+        except IllegalTransition as exc:
+            raise RunNotAwaitingReview(
+                f"the run is {exc.from_state} now, no longer awaiting review"
+            ) from None
+    return task

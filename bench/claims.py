@@ -1,0 +1,594 @@
+"""Claims benchmark: many reviewers claiming and deciding review tasks on PostgreSQL.
+
+Usage:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/claims.py [--tasks 1000000] [--automations 20] \\
+        [--reviewers 32] [--seconds 20] [--processes 2] [--mode services|sql] [--reuse]
+
+It creates (drops first) its own database `handrail_bench_claims` on the
+server of DATABASE_URL (`--db-name` to change), migrates it, bulk-loads
+`--tasks` pending review tasks (Event, Run and ReviewTask rows made by
+`INSERT ... SELECT generate_series`) spread over `--automations`
+automations, then runs `--reviewers` reviewer threads, split over
+`--processes` processes so the GIL is not the limit. `--reuse` keeps an
+already loaded database of the same size (pending tasks are reset).
+
+Each reviewer loops: pick one of its own automations at random, claim the
+next task, decide it (approve 80 %, reject 20 %). With `--mode services`
+(the default) the claim and the decision are the real services,
+`review_claim_next` and `review_decide`, including the access check, the
+Label row and the run transition; execution is not enqueued (the Celery hop
+is not part of this benchmark). `--mode sql` runs the bare claim
+(`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`) and a
+one-statement decision, as the ceiling to compare with.
+
+Claim latency is the wall time of the claim call. After the run every claim
+is checked: a task claimed twice within one lease window (the lease outlives
+the run, and nothing is released, so any task claimed twice) is a double
+claim, and the database must agree with what the reviewers recorded.
+
+Prints claims/s, claim latency p50/p95/p99, decisions/s and double claims.
+"""
+
+import argparse
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REASONS = ("wrong_intent", "wrong_arguments", "policy", "duplicate")
+ROUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "team": {"type": "string", "enum": ["billing", "technical", "sales"]},
+        "priority": {"type": "string", "enum": ["p1", "p2", "p3"]},
+    },
+    "required": ["team", "priority"],
+    "additionalProperties": False,
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--automations", type=int, default=20)
+    parser.add_argument("--reviewers", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--queues-per-reviewer", type=int, default=3)
+    parser.add_argument("--mode", choices=("services", "sql", "bare"), default="services")
+    parser.add_argument("--db-name", default="handrail_bench_claims")
+    parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
+    return parser.parse_args()
+
+
+def bench_url(db_name: str) -> tuple[str, str]:
+    """(URL of the bench database, URL of the server's maintenance database)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("set DATABASE_URL=postgres://USER@HOST:PORT/ANY to a PostgreSQL server")
+    parts = urlsplit(url)
+    return (
+        urlunsplit(parts._replace(path=f"/{db_name}")),
+        urlunsplit(parts._replace(path="/postgres")),
+    )
+
+
+def database_create(admin_url: str, db_name: str, reuse: bool) -> bool:
+    """Create the bench database (dropping an old one unless reusing); True if it is new."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
+        if exists and reuse:
+            return False
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    return True
+
+
+def django_setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    # Execution is a Celery hop outside this benchmark: approved runs stay `approved`.
+    from automations.services import dispatch
+
+    dispatch.enqueue_execute = lambda run_id, countdown=0: None
+
+
+def catalog_load(args) -> tuple[list[int], dict[int, list[int]]]:
+    """Create (or find) the owner, reviewers and automations; return their ids."""
+    from django.contrib.auth.models import Group, User
+
+    from catalog.models import Automation, Intent
+
+    owner, _ = User.objects.get_or_create(username="bench-owner")
+    reviewers = []
+    for n in range(args.reviewers):
+        user, _ = User.objects.get_or_create(username=f"bench-reviewer-{n}")
+        reviewers.append(user)
+    Group.objects.get(name="reviewer").user_set.add(*reviewers)
+    automations = []
+    for n in range(args.automations):
+        automation, created = Automation.objects.get_or_create(
+            slug=f"bench-{n}",
+            defaults={
+                "name": f"Bench {n}",
+                "owner": owner,
+                "purpose": "benchmark",
+                "rollback_plan": "none",
+                "risk_tier": "low",
+                "data_classification": "internal",
+                "mode": "approve",
+            },
+        )
+        if created:
+            Intent.objects.create(
+                automation=automation, name="route_ticket", arguments_schema=ROUTE_SCHEMA
+            )
+        automations.append(automation)
+    own: dict[int, list[int]] = {}
+    step = max(1, args.automations // args.queues_per_reviewer)
+    for n, user in enumerate(reviewers):
+        picks = {(n + j * step) % args.automations for j in range(args.queues_per_reviewer)}
+        mine = [automations[i] for i in sorted(picks)]
+        for automation in mine:
+            automation.reviewers.add(user)
+        own[user.pk] = [a.pk for a in mine]
+    return [a.pk for a in automations], own
+
+
+def tasks_load(count: int, automation_ids: list[int]) -> float:
+    """Bulk-load `count` events, runs (awaiting review) and pending review tasks; seconds taken."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    ids = "ARRAY[" + ",".join(str(i) for i in automation_ids) + "]::bigint[]"
+    pick = f"({ids})[1 + (i % {len(automation_ids)})]"
+    # Older tasks first: created_at grows with i, one millisecond apart.
+    created = f"now() - (({count} - i) * interval '1 millisecond')"
+    proposed = """'{"intent": "route_ticket", "arguments": {"team": "billing", "priority": "p2"},
+                   "confidence": 0.5, "rationale": "bench"}'::jsonb"""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO automations_event (id, automation_id, idempotency_key, segment, source,
+                payload, body_sha256, payload_sha256, client, trace_id, received_at)
+            SELECT i, {pick}, 'bench-' || i, '', 'bench',
+                jsonb_build_object('subject', 'Invoice ' || i, 'body', 'Where is my invoice?'),
+                md5(i::text), md5(i::text), 'bench', md5(i::text), {created}
+            FROM generate_series(1, {count}) AS i""")
+        cursor.execute(f"""
+            INSERT INTO automations_run (id, event_id, automation_id, segment, state, trace_id,
+                effective_mode, proposed_intent, decided_by, reason, created_at, updated_at)
+            SELECT i, i, {pick}, '', 'awaiting_review', md5(i::text), 'approve', {proposed},
+                '', 'mode approve', {created}, {created}
+            FROM generate_series(1, {count}) AS i""")
+        cursor.execute(f"""
+            INSERT INTO automations_reviewtask (id, run_id, automation_id, kind, reason, state,
+                outcome, reject_reason, note, created_at)
+            SELECT i, i, {pick}, 'approve', 'mode approve', 'pending', '', '', '', {created}
+            FROM generate_series(1, {count}) AS i""")
+        for table in ("automations_event", "automations_run", "automations_reviewtask"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})"  # noqa: S608
+            )
+    return time.perf_counter() - started
+
+
+def tasks_reset(count: int) -> None:
+    """Put a reused database back to `count` pending tasks and no decisions."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM automations_label")
+        cursor.execute("DELETE FROM automations_runtransition")
+        cursor.execute(
+            "UPDATE automations_run SET state = 'awaiting_review', final_intent = NULL,"
+            " decided_by = '' WHERE state <> 'awaiting_review'"
+        )
+        cursor.execute(
+            "UPDATE automations_reviewtask SET state = 'pending', claimed_by_id = NULL,"
+            " claimed_at = NULL, lease_expires_at = NULL, decided_by_id = NULL,"
+            " decided_at = NULL, outcome = '', reject_reason = '', review_ms = NULL"
+            " WHERE state <> 'pending'"
+        )
+        cursor.execute("SELECT count(*) FROM automations_reviewtask")
+        if cursor.fetchone()[0] != count:
+            sys.exit("the reused database has a different --tasks; run without --reuse")
+
+
+def vacuum_analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in ("automations_event", "automations_run", "automations_reviewtask"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def claim_plan(automation_id: int) -> str:
+    """EXPLAIN of the services' claim query, to show it walks the partial index."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from automations.services.reviews import claimable_tasks
+    from catalog.models import Automation
+
+    query = (
+        claimable_tasks(Automation.objects.get(pk=automation_id), timezone.now())
+        .order_by("created_at", "id")
+        .select_for_update(skip_locked=True)[:1]
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = query.query.sql_with_params()
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+class ServicesReviewer:
+    """Claims and decides through the real services (access check, Label, run transition)."""
+
+    def __init__(self, user_id: int, url: str):
+        from django.contrib.auth.models import User
+
+        from catalog.models import Automation
+
+        self.user = User.objects.get(pk=user_id)
+        self.automations = {a.pk: a for a in Automation.objects.all()}
+
+    def claim(self, automation_id: int) -> int | None:
+        from automations.services.reviews import review_claim_next
+
+        task = review_claim_next(user=self.user, automation=self.automations[automation_id])
+        return task.pk if task else None
+
+    def decide(self, task_id: int, approve: bool, reason: str) -> None:
+        from automations.services.reviews import review_decide
+
+        if approve:
+            review_decide(task_id=task_id, user=self.user, action="approve")
+        else:
+            review_decide(task_id=task_id, user=self.user, action="reject", reject_reason=reason)
+
+    def close(self) -> None:
+        from django.db import connection
+
+        connection.close()
+
+
+# The statements the services issue, written out for psycopg (no ORM on the client).
+SQL_HELD_IF_ALLOWED = """
+SELECT (SELECT t.id FROM automations_reviewtask t
+        WHERE t.automation_id = a.id AND t.state = 'claimed' AND t.claimed_by_id = %(user)s
+          AND t.lease_expires_at > %(now)s ORDER BY t.created_at, t.id LIMIT 1)
+FROM catalog_automation a
+JOIN catalog_automation_reviewers r ON r.automation_id = a.id
+WHERE r.user_id = %(user)s AND a.id = %(automation)s"""
+SQL_NEXT = """
+SELECT id FROM automations_reviewtask
+WHERE automation_id = %(automation)s
+  AND (state = 'pending' OR (state = 'claimed' AND lease_expires_at < %(now)s))
+ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"""
+SQL_MARK_CLAIMED = """
+UPDATE automations_reviewtask SET state = 'claimed', claimed_by_id = %(user)s,
+    claimed_at = %(now)s, lease_expires_at = %(until)s WHERE id = %(task)s"""
+SQL_LOCK_FOR_DECISION = """
+SELECT t.state, t.claimed_by_id, t.lease_expires_at, t.claimed_at, t.automation_id,
+       r.id, r.state, r.proposed_intent,
+       EXISTS (SELECT 1 FROM catalog_automation_reviewers ar
+               WHERE ar.automation_id = t.automation_id AND ar.user_id = %(user)s)
+FROM automations_reviewtask t
+JOIN automations_run r ON r.id = t.run_id
+JOIN catalog_automation a ON a.id = t.automation_id
+WHERE t.id = %(task)s FOR UPDATE OF t"""
+SQL_INTENT_SCHEMA = """
+SELECT arguments_schema FROM catalog_intent
+WHERE automation_id = %(automation)s AND name = %(name)s"""
+SQL_MARK_DONE = """
+UPDATE automations_reviewtask SET state = 'done', claimed_by_id = NULL, decided_by_id = %(user)s,
+    decided_at = %(now)s, review_ms = %(ms)s, outcome = %(outcome)s,
+    reject_reason = %(reason)s, note = '' WHERE id = %(task)s"""
+SQL_LABEL = """
+INSERT INTO automations_label (review_task_id, run_id, automation_id, outcome, model_intent,
+    final_intent, diff, reviewer_id, created_at)
+VALUES (%(task)s, %(run)s, %(automation)s, %(outcome)s, %(model)s, %(final)s, '[]',
+    %(user)s, %(now)s)"""
+SQL_MOVE_RUN = """
+UPDATE automations_run SET state = %(to)s, final_intent = %(final)s, decided_by = 'reviewer',
+    reason = %(why)s, updated_at = %(now)s WHERE id = %(run)s AND state = 'awaiting_review'"""
+SQL_TRANSITION = """
+INSERT INTO automations_runtransition (run_id, from_state, to_state, actor, reason, at)
+VALUES (%(run)s, 'awaiting_review', %(to)s, %(actor)s, %(why)s, %(now)s)"""
+
+
+class SqlReviewer:
+    """The services' statements, same order and transactions, sent straight through psycopg."""
+
+    def __init__(self, user_id: int, url: str):
+        import psycopg
+
+        self.user_id = user_id
+        self.conn = psycopg.connect(url, autocommit=True)
+        sql = "SELECT username FROM auth_user WHERE id = %s"
+        self.actor = "user:" + self.conn.execute(sql, [user_id]).fetchone()[0]
+
+    def claim(self, automation_id: int) -> int | None:
+        from datetime import UTC, datetime, timedelta
+
+        now = datetime.now(UTC)
+        args = {"user": self.user_id, "automation": automation_id, "now": now}
+        with self.conn.transaction():
+            self.conn.execute("SET LOCAL synchronous_commit = off")  # as the service does
+            row = self.conn.execute(SQL_HELD_IF_ALLOWED, args).fetchone()
+            if row is None:
+                raise PermissionError("not a reviewer of this automation")
+            if row[0] is not None:
+                return row[0]
+            row = self.conn.execute(SQL_NEXT, args).fetchone()
+            if row is None:
+                return None
+            until = now + timedelta(seconds=600)
+            self.conn.execute(SQL_MARK_CLAIMED, {**args, "task": row[0], "until": until})
+            return row[0]
+
+    def decide(self, task_id: int, approve: bool, reason: str) -> None:
+        from datetime import UTC, datetime
+
+        from psycopg.types.json import Jsonb
+
+        from automations.services.reviews import arguments_errors
+
+        now = datetime.now(UTC)
+        args = {"user": self.user_id, "task": task_id, "now": now}
+        with self.conn.transaction():
+            row = self.conn.execute(SQL_LOCK_FOR_DECISION, args).fetchone()
+            state, holder, until, claimed_at, automation_id, run_id, _, proposed, allowed = row
+            if not allowed or state != "claimed" or holder != self.user_id or until <= now:
+                raise RuntimeError(f"task {task_id} was no longer ours to decide")
+            final = None
+            if approve:
+                schema = self.conn.execute(
+                    SQL_INTENT_SCHEMA, {"automation": automation_id, "name": proposed["intent"]}
+                ).fetchone()[0]
+                if arguments_errors(schema, proposed["arguments"]):
+                    raise RuntimeError("invalid arguments")
+                final = {"intent": proposed["intent"], "arguments": proposed["arguments"]}
+            outcome, to = ("accepted", "approved") if approve else ("rejected", "rejected")
+            ms = int((now - claimed_at).total_seconds() * 1000)
+            values = {
+                **args,
+                "ms": ms,
+                "outcome": outcome,
+                "reason": "" if approve else reason,
+                "run": run_id,
+                "automation": automation_id,
+                "model": Jsonb(proposed),
+                "final": Jsonb(final) if final else None,
+                "to": to,
+                "why": f"review: {outcome}",
+                "actor": self.actor,
+            }
+            self.conn.execute(SQL_MARK_DONE, values)
+            self.conn.execute(SQL_LABEL, values)
+            if self.conn.execute(SQL_MOVE_RUN, values).rowcount != 1:
+                raise RuntimeError(f"run {run_id} left awaiting_review")
+            self.conn.execute(SQL_TRANSITION, values)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+SQL_BARE_CLAIM = """
+UPDATE automations_reviewtask SET state = 'claimed', claimed_by_id = %(user)s,
+    claimed_at = now(), lease_expires_at = now() + interval '600 seconds'
+WHERE id = (
+    SELECT id FROM automations_reviewtask
+    WHERE automation_id = %(automation)s
+      AND (state = 'pending' OR (state = 'claimed' AND lease_expires_at < now()))
+    ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id"""
+SQL_BARE_DECIDE = """
+UPDATE automations_reviewtask SET state = 'done', claimed_by_id = NULL, decided_by_id = %(user)s,
+    decided_at = now(), outcome = %(outcome)s, reject_reason = %(reason)s,
+    review_ms = (extract(epoch FROM now() - claimed_at) * 1000)::int
+WHERE id = %(task)s AND state = 'claimed' AND claimed_by_id = %(user)s
+  AND lease_expires_at > now()"""
+
+
+class BareReviewer(SqlReviewer):
+    """The ceiling: one-statement claim and one-statement decision (no Label, run untouched)."""
+
+    def claim(self, automation_id: int) -> int | None:
+        with self.conn.transaction():
+            args = {"user": self.user_id, "automation": automation_id}
+            row = self.conn.execute(SQL_BARE_CLAIM, args).fetchone()
+            return row[0] if row else None
+
+    def decide(self, task_id: int, approve: bool, reason: str) -> None:
+        outcome = "accepted" if approve else "rejected"
+        args = {"user": self.user_id, "task": task_id, "outcome": outcome, "reason": reason}
+        with self.conn.transaction():
+            if self.conn.execute(SQL_BARE_DECIDE, args).rowcount != 1:
+                raise RuntimeError(f"task {task_id} was no longer ours to decide")
+
+
+REVIEWERS = {"services": ServicesReviewer, "sql": SqlReviewer, "bare": BareReviewer}
+
+
+def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, errors):
+    """One reviewer: claim, decide, repeat until the deadline; record what it claimed."""
+    rng = random.Random(user_id)
+    latencies, claims, decisions = [], [], 0
+    reviewer = None
+    try:
+        reviewer = REVIEWERS[MODE](user_id, url)
+        while time.perf_counter() < deadline:
+            automation_id = rng.choice(automation_ids)
+            approve = rng.random() < 0.8
+            started = time.perf_counter()
+            task_id = reviewer.claim(automation_id)
+            elapsed = time.perf_counter() - started
+            if task_id is None:
+                continue
+            if started >= measure_from:
+                latencies.append(elapsed)
+            claims.append(task_id)
+            reviewer.decide(task_id, approve, rng.choice(REASONS))
+            if started >= measure_from:
+                decisions += 1
+    except Exception as exc:  # counted and printed; a failed reviewer must not hide the others
+        errors.append(f"reviewer {user_id}: {type(exc).__name__}: {exc}")
+    finally:
+        if reviewer is not None:
+            reviewer.close()
+    out.append((user_id, latencies, claims, decisions))
+
+
+def process_main(url, mode, reviewers, deadline_in, warmup, result_queue):
+    """One worker process: its share of the reviewers as threads."""
+    global MODE
+    MODE = mode
+    django_setup(url)
+    now = time.perf_counter()
+    deadline, measure_from = now + deadline_in, now + warmup
+    out, errors = [], []
+    threads = [
+        threading.Thread(
+            target=reviewer_loop,
+            args=(uid, queues, url, deadline, measure_from, out, errors),
+        )
+        for uid, queues in reviewers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result_queue.put((out, errors))
+
+
+MODE = "services"
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def verify(results) -> tuple[int, list[str]]:
+    """Double claims among what reviewers recorded, and disagreements with the database."""
+    from django.db import connection
+
+    owner_of: dict[int, int] = {}
+    counts: Counter = Counter()
+    for user_id, _, claims, _ in results:
+        for task_id in claims:
+            counts[task_id] += 1
+            owner_of[task_id] = user_id
+    doubles = sum(1 for n in counts.values() if n > 1)
+    problems = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, decided_by_id FROM automations_reviewtask WHERE state = 'done'")
+        done = dict(cursor.fetchall())
+    if set(done) - set(counts):
+        problems.append(f"{len(set(done) - set(counts))} tasks done that no reviewer claimed")
+    wrong = sum(1 for task_id, user_id in done.items() if owner_of.get(task_id) != user_id)
+    if wrong:
+        problems.append(f"{wrong} tasks decided by someone other than their claimer")
+    if MODE != "bare":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM automations_label")
+            labels = cursor.fetchone()[0]
+        if labels != len(done):
+            problems.append(f"{labels} labels for {len(done)} decided tasks")
+    return doubles, problems
+
+
+def main() -> None:
+    global MODE
+    args = parse_args()
+    MODE = args.mode
+    url, admin_url = bench_url(args.db_name)
+    fresh = database_create(admin_url, args.db_name, args.reuse)
+    django_setup(url)
+    from django.core.management import call_command
+    from django.db import connections
+
+    if fresh:
+        call_command("migrate", verbosity=0)
+    automation_ids, own = catalog_load(args)
+    if fresh:
+        print(f"loading {args.tasks:,} tasks ...", flush=True)
+        seconds = tasks_load(args.tasks, automation_ids)
+        print(f"loaded {args.tasks:,} events, runs and review tasks in {seconds:.1f} s")
+    else:
+        tasks_reset(args.tasks)
+    started = time.perf_counter()
+    vacuum_analyze()
+    print(f"vacuum analyze {time.perf_counter() - started:.1f} s")
+    print("claim plan:\n  " + claim_plan(automation_ids[0]).replace("\n", "\n  "))
+    connections.close_all()
+
+    reviewers = list(own.items())
+    shares = [reviewers[n :: args.processes] for n in range(args.processes)]
+    results_queue = multiprocessing.get_context("fork").Queue()
+    duration = args.warmup + args.seconds
+    processes = [
+        multiprocessing.get_context("fork").Process(
+            target=process_main,
+            args=(url, args.mode, share, duration, args.warmup, results_queue),
+        )
+        for share in shares
+        if share
+    ]
+    print(
+        f"{args.reviewers} reviewers in {len(processes)} processes, mode {args.mode}, "
+        f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured ...",
+        flush=True,
+    )
+    for process in processes:
+        process.start()
+    results, errors = [], []
+    for _ in processes:
+        out, errs = results_queue.get()
+        results.extend(out)
+        errors.extend(errs)
+    for process in processes:
+        process.join()
+
+    latencies = sorted(x for _, lat, _, _ in results for x in lat)
+    decisions = sum(d for _, _, _, d in results)
+    total_claims = sum(len(c) for _, _, c, _ in results)
+    doubles, problems = verify(results)
+    ms = [x * 1000 for x in latencies]
+    print(f"tasks {args.tasks:,}  automations {args.automations}  reviewers {args.reviewers}")
+    print(f"claims/s        {len(latencies) / args.seconds:,.0f}")
+    print(
+        f"claim latency   p50 {percentile(ms, 50):.1f} ms  p95 {percentile(ms, 95):.1f} ms  "
+        f"p99 {percentile(ms, 99):.1f} ms  mean {statistics.fmean(ms) if ms else 0:.1f} ms"
+    )
+    print(f"decisions/s     {decisions / args.seconds:,.0f}")
+    print(f"claims in total {total_claims:,} (warm-up included)")
+    print(f"double claims   {doubles}")
+    for line in errors[:10] + problems:
+        print(f"PROBLEM: {line}")
+    sys.exit(1 if doubles or errors or problems else 0)
+
+
+if __name__ == "__main__":
+    main()
