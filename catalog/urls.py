@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("automations/<slug:slug>/", views.automation_detail, name="automation_detail"),
 ]
