@@ -87,4 +87,3 @@ def event_ingest(
             raise IdempotencyConflict(run) from None
         return IngestResult(run=run, created=False)
     return IngestResult(run=run, created=True)
-
