@@ -5,4 +5,16 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("automations/<slug:slug>/", views.automation_detail, name="automation_detail"),
+    path(
+        "automations/<slug:slug>/labels.jsonl",
+        views.automation_labels,
+        {"fmt": "openai-chat"},
+        name="automation_labels_jsonl",
+    ),
+    path(
+        "automations/<slug:slug>/labels.csv",
+        views.automation_labels,
+        {"fmt": "csv"},
+        name="automation_labels_csv",
+    ),
 ]

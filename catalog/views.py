@@ -7,22 +7,27 @@ is read with one query per tracked model.
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from automations.models import Run
+from automations.services.labels import labels_export
 from automations.states import RunState
 
-from .models import Automation, DoNotAutomateRule, Intent, Mode, SegmentPolicy
-from .selectors import automations_visible_to, can_manage, user_roles
+from .models import Automation, DoNotAutomateRule, Intent, Mode, Role, SegmentPolicy
+from .selectors import automations_visible_to, can_manage, has_role, user_roles
 
 HISTORY_LIMIT = 20
 # Bookkeeping fields that change on every save and say nothing about the configuration.
@@ -248,5 +253,52 @@ def automation_detail(request, slug: str):
         "api_key_is_set": bool(automation.api_key_env and os.environ.get(automation.api_key_env)),
         "history": configuration_history(automation),
         "can_manage": can_manage(request.user, automation),
+        "can_export_labels": can_export_labels(request.user, automation),
     }
     return render(request, "catalog/automation_detail.html", context)
+
+
+# Label downloads: training data for the automation's model.
+
+LABEL_FORMATS = {
+    "openai-chat": ("application/jsonl; charset=utf-8", "jsonl"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+}
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def can_export_labels(user, automation: Automation) -> bool:
+    """Owners of the automation and admins, and compliance (who read everything)."""
+    return can_manage(user, automation) or has_role(user, Role.COMPLIANCE)
+
+
+def _since(value: str) -> date | None:
+    """`?since=YYYY-MM-DD` as a date; ValueError for anything else."""
+    if not value:
+        return None
+    if not ISO_DATE.fullmatch(value):
+        raise ValueError(value)
+    return date.fromisoformat(value)
+
+
+@login_required
+@require_GET
+def automation_labels(request, slug: str, fmt: str):
+    """Stream the automation's labels as OpenAI chat JSONL or CSV (`?since=YYYY-MM-DD`)."""
+    automation = get_object_or_404(automations_visible_to(request.user), slug=slug)
+    if not can_export_labels(request.user, automation):
+        raise PermissionDenied("only the automation's owners, admins and compliance export labels")
+    try:
+        since = _since(request.GET.get("since", ""))
+    except ValueError:
+        return HttpResponseBadRequest(
+            "since must be a date written YYYY-MM-DD, e.g. ?since=2025-01-31\n",
+            content_type="text/plain; charset=utf-8",
+        )
+    content_type, extension = LABEL_FORMATS[fmt]
+    lines = labels_export(automation=automation, since=since, fmt=fmt)
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    suffix = f"-since-{since.isoformat()}" if since else ""
+    filename = f"{automation.slug}-labels{suffix}.{extension}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

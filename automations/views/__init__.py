@@ -1,0 +1,1 @@
+"""Browser views of the automations app: the reviewer console lives in `review`."""
