@@ -190,6 +190,12 @@ class ReviewTask(models.Model):
                 name="review_open_by_age",
                 condition=models.Q(state__in=["pending", "claimed"]),
             ),
+            # Queue counts (pending, in review, lapsed) as index-only range scans.
+            models.Index(
+                fields=["automation", "state", "lease_expires_at"],
+                name="review_open_by_state",
+                condition=models.Q(state__in=["pending", "claimed"]),
+            ),
             models.Index(fields=["decided_by", "decided_at"], name="review_decided_by"),
         ]
 

@@ -221,21 +221,18 @@ def vacuum_analyze() -> None:
 
 
 def claim_plan(automation_id: int) -> str:
-    """EXPLAIN of the services' claim query, to show it walks the partial index."""
-    from django.db import connection, transaction
+    """EXPLAIN of the service's one-statement claim, to show it walks the partial index."""
+    from datetime import timedelta
+
+    from django.db import connection
     from django.utils import timezone
 
-    from automations.services.reviews import claimable_tasks
-    from catalog.models import Automation
+    from automations.services.reviews import CLAIM_SQL
 
-    query = (
-        claimable_tasks(Automation.objects.get(pk=automation_id), timezone.now())
-        .order_by("created_at", "id")
-        .select_for_update(skip_locked=True)[:1]
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        sql, params = query.query.sql_with_params()
-        cursor.execute("EXPLAIN " + sql, params)
+    now = timezone.now()
+    params = {"automation": automation_id, "user": 0, "now": now, "until": now + timedelta(1)}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + CLAIM_SQL, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
@@ -271,21 +268,9 @@ class ServicesReviewer:
 
 
 # The statements the services issue, written out for psycopg (no ORM on the client).
-SQL_HELD_IF_ALLOWED = """
-SELECT (SELECT t.id FROM automations_reviewtask t
-        WHERE t.automation_id = a.id AND t.state = 'claimed' AND t.claimed_by_id = %(user)s
-          AND t.lease_expires_at > %(now)s ORDER BY t.created_at, t.id LIMIT 1)
-FROM catalog_automation a
-JOIN catalog_automation_reviewers r ON r.automation_id = a.id
-WHERE r.user_id = %(user)s AND a.id = %(automation)s"""
-SQL_NEXT = """
-SELECT id FROM automations_reviewtask
-WHERE automation_id = %(automation)s
-  AND (state = 'pending' OR (state = 'claimed' AND lease_expires_at < %(now)s))
-ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"""
-SQL_MARK_CLAIMED = """
-UPDATE automations_reviewtask SET state = 'claimed', claimed_by_id = %(user)s,
-    claimed_at = %(now)s, lease_expires_at = %(until)s WHERE id = %(task)s"""
+SQL_ALLOWED = """
+SELECT 1 FROM catalog_automation_reviewers
+WHERE automation_id = %(automation)s AND user_id = %(user)s"""
 SQL_LOCK_FOR_DECISION = """
 SELECT t.state, t.claimed_by_id, t.lease_expires_at, t.claimed_at, t.automation_id,
        r.id, r.state, r.proposed_intent,
@@ -329,21 +314,15 @@ class SqlReviewer:
     def claim(self, automation_id: int) -> int | None:
         from datetime import UTC, datetime, timedelta
 
+        from automations.services.reviews import CLAIM_SQL
+
         now = datetime.now(UTC)
         args = {"user": self.user_id, "automation": automation_id, "now": now}
-        with self.conn.transaction():
-            self.conn.execute("SET LOCAL synchronous_commit = off")  # as the service does
-            row = self.conn.execute(SQL_HELD_IF_ALLOWED, args).fetchone()
-            if row is None:
-                raise PermissionError("not a reviewer of this automation")
-            if row[0] is not None:
-                return row[0]
-            row = self.conn.execute(SQL_NEXT, args).fetchone()
-            if row is None:
-                return None
-            until = now + timedelta(seconds=600)
-            self.conn.execute(SQL_MARK_CLAIMED, {**args, "task": row[0], "until": until})
-            return row[0]
+        row = self.conn.execute(CLAIM_SQL, {**args, "until": now + timedelta(seconds=600)})
+        row = row.fetchone()
+        if row is None and self.conn.execute(SQL_ALLOWED, args).fetchone() is None:
+            raise PermissionError("not a reviewer of this automation")
+        return row[0] if row else None
 
     def decide(self, task_id: int, approve: bool, reason: str) -> None:
         from datetime import UTC, datetime

@@ -23,8 +23,8 @@ from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Ru
 from automations.services import dispatch
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
-from catalog.models import Automation
-from catalog.selectors import reviewable_automations
+from catalog.models import Automation, Role
+from catalog.selectors import has_role, reviewable_automations
 
 REJECT_REASONS: list[tuple[str, str]] = [
     ("wrong_intent", "Wrong intent"),
@@ -85,11 +85,7 @@ def claimable_tasks(automation: Automation, now: datetime):
 def _held_if_allowed(
     *, user: AbstractBaseUser, automation: Automation, now: datetime
 ) -> ReviewTask | None:
-    """The user's live claim on the queue, if any; PermissionDenied if they may not work it.
-
-    One query answers both questions: the claim path runs for every task a
-    reviewer works, so it is kept to as few round trips as possible.
-    """
+    """The user's live claim on the queue, if any; PermissionDenied if they may not work it."""
     held = (
         ReviewTask.objects.filter(
             automation=OuterRef("pk"),
@@ -111,26 +107,55 @@ def _held_if_allowed(
     return None if rows[0] is None else ReviewTask.objects.get(pk=rows[0])
 
 
-def review_claim_next(
-    *, user: AbstractBaseUser, automation: Automation, now: datetime | None = None
-) -> ReviewTask | None:
-    """Lease the oldest claimable task of the queue to `user`; no two live leases on one task.
+# The PostgreSQL claim in one round trip: the reviewer's own live claim if they
+# hold one, else the oldest claimable task, skipping rows other claimers have
+# locked, leased in the same statement. Nothing is returned to a user who is
+# not on the automation's reviewers list.
+CLAIM_SQL = """
+WITH allowed AS (
+    SELECT 1 FROM catalog_automation_reviewers
+    WHERE automation_id = %(automation)s AND user_id = %(user)s
+), held AS (
+    SELECT t.* FROM automations_reviewtask t
+    WHERE EXISTS (SELECT 1 FROM allowed)
+      AND t.automation_id = %(automation)s AND t.state = 'claimed'
+      AND t.claimed_by_id = %(user)s AND t.lease_expires_at > %(now)s
+    ORDER BY t.created_at, t.id LIMIT 1
+), picked AS (
+    SELECT t.id FROM automations_reviewtask t
+    WHERE EXISTS (SELECT 1 FROM allowed) AND NOT EXISTS (SELECT 1 FROM held)
+      AND t.automation_id = %(automation)s
+      AND (t.state = 'pending' OR (t.state = 'claimed' AND t.lease_expires_at < %(now)s))
+    ORDER BY t.created_at, t.id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE automations_reviewtask t
+    SET state = 'claimed', claimed_by_id = %(user)s, claimed_at = %(now)s,
+        lease_expires_at = %(until)s
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.*
+)
+SELECT * FROM held UNION ALL SELECT * FROM claimed
+"""
 
-    Returns the user's own live claim on this queue if there is one (one task
-    at a time per queue), None when the queue is empty. On PostgreSQL
-    concurrent claimers skip each other's locked rows; on SQLite the
-    IMMEDIATE transaction serialises writers.
-    """
-    now = now or timezone.now()
-    connection = transaction.get_connection()
-    owns_transaction = not connection.in_atomic_block
+
+def _claim_postgresql(
+    *, user: AbstractBaseUser, automation: Automation, now: datetime
+) -> ReviewTask | None:
+    params = {
+        "automation": automation.pk,
+        "user": user.pk,
+        "now": now,
+        "until": now + lease_duration(),
+    }
+    task = next(iter(ReviewTask.objects.raw(CLAIM_SQL, params)), None)
+    if task is None:
+        review_check_access(user=user, automation_id=automation.pk)  # else: queue empty
+    return task
+
+
+def _claim_orm(*, user: AbstractBaseUser, automation: Automation, now: datetime):
     with transaction.atomic():
-        if owns_transaction and connection.vendor == "postgresql":
-            # A claim lost in a crash only puts the task back in the queue, like a
-            # lapsed lease, so its commit need not wait for the WAL flush (about
-            # half the claim latency). The decision still commits synchronously.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
         held = _held_if_allowed(user=user, automation=automation, now=now)
         if held is not None:
             return held
@@ -148,6 +173,25 @@ def review_claim_next(
         task.lease_expires_at = now + lease_duration()
         task.save(update_fields=["state", "claimed_by", "claimed_at", "lease_expires_at"])
     return task
+
+
+def review_claim_next(
+    *, user: AbstractBaseUser, automation: Automation, now: datetime | None = None
+) -> ReviewTask | None:
+    """Lease the oldest claimable task of the queue to `user`; no two live leases on one task.
+
+    Returns the user's own live claim on this queue if there is one (one task
+    at a time per queue), None when the queue is empty; PermissionDenied if
+    the user may not work it. On PostgreSQL concurrent claimers skip each
+    other's locked rows in a single statement; on SQLite the IMMEDIATE
+    transaction serialises writers.
+    """
+    now = now or timezone.now()
+    if not has_role(user, Role.REVIEWER, Role.ADMIN):
+        raise PermissionDenied("you do not review this automation")
+    if transaction.get_connection().vendor == "postgresql":
+        return _claim_postgresql(user=user, automation=automation, now=now)
+    return _claim_orm(user=user, automation=automation, now=now)
 
 
 def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:

@@ -34,16 +34,19 @@ def run_transition(
     values = {"state": to_state, **(fields or {})}
     if reason:
         values.setdefault("reason", reason)
-    with transaction.atomic():
+    # No savepoint: callers nest this in their own transaction, and a lost race
+    # raises only after the block, having written nothing (two round trips saved).
+    with transaction.atomic(savepoint=False):
         moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values)
-        if moved != 1:
-            current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-            raise IllegalTransition(current or "gone", to_state)
-        RunTransition.objects.create(
-            run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
-        )
-        if on_commit is not None:
-            transaction.on_commit(on_commit)
+        if moved == 1:
+            RunTransition.objects.create(
+                run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
+            )
+            if on_commit is not None:
+                transaction.on_commit(on_commit)
+    if moved != 1:
+        current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+        raise IllegalTransition(current or "gone", to_state)
     for name, value in values.items():
         setattr(run, name, value)
     return run
