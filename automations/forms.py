@@ -122,6 +122,15 @@ def schema_properties(schema: Mapping) -> dict[str, Mapping]:
     return properties if isinstance(properties, dict) else {}
 
 
+def _ordered(properties: dict[str, Mapping], schema: Mapping) -> list[tuple[str, Mapping]]:
+    """A stable field order: PostgreSQL's jsonb does not keep the schema's key order,
+    but it keeps arrays, so the `required` list leads and the other fields follow by name."""
+    listed = schema.get("required") if isinstance(schema, Mapping) else None
+    first = [n for n in dict.fromkeys(listed or []) if isinstance(n, str) and n in properties]
+    rest = sorted(n for n in properties if n not in first)
+    return [(name, properties[name]) for name in first + rest]
+
+
 def argument_fields(
     schema: Mapping,
     *,
@@ -129,7 +138,7 @@ def argument_fields(
     submitted: Mapping | None = None,
     errors: Mapping[str, str] | None = None,
 ) -> list[ArgumentField]:
-    """The widgets for `schema`'s properties, in schema order.
+    """The widgets for `schema`'s properties: required ones in `required` order, then the rest.
 
     Values come from `submitted` (the raw form, when re-showing it with
     errors) or else from `arguments` (typed). `errors` are keyed like
@@ -139,7 +148,7 @@ def argument_fields(
     errors = errors or {}
     required = set(schema.get("required") or []) if isinstance(schema, Mapping) else set()
     fields = []
-    for name, prop in schema_properties(schema).items():
+    for name, prop in _ordered(schema_properties(schema), schema):
         prop = prop if isinstance(prop, Mapping) else {}
         widget = _widget(prop, arguments.get(name))
         item = ArgumentField(

@@ -4,7 +4,7 @@ Usage:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/claims.py [--tasks 1000000] [--automations 20] \\
-        [--reviewers 32] [--seconds 20] [--processes 2] [--mode services|sql] [--reuse]
+        [--reviewers 32] [--seconds 20] [--processes 2] [--mode services|sql|bare] [--reuse]
 
 It creates (drops first) its own database `handrail_bench_claims` on the
 server of DATABASE_URL (`--db-name` to change), migrates it, bulk-loads
@@ -15,13 +15,14 @@ automations, then runs `--reviewers` reviewer threads, split over
 already loaded database of the same size (pending tasks are reset).
 
 Each reviewer loops: pick one of its own automations at random, claim the
-next task, decide it (approve 80 %, reject 20 %). With `--mode services`
-(the default) the claim and the decision are the real services,
-`review_claim_next` and `review_decide`, including the access check, the
-Label row and the run transition; execution is not enqueued (the Celery hop
-is not part of this benchmark). `--mode sql` runs the bare claim
+next task, decide it (approve 80 %, reject 20 %). `--mode services` (the
+default) calls the real services, `review_claim_next` (one statement on
+PostgreSQL) and `review_decide` (access check, Label, run transition);
+execution is not enqueued (the Celery hop is not part of this benchmark).
+`--mode sql` sends the services' own statements straight through psycopg,
+which shows what the ORM and Django cost; `--mode bare` runs the bare claim
 (`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`) and a
-one-statement decision, as the ceiling to compare with.
+one-statement decision, the ceiling to compare with.
 
 Claim latency is the wall time of the claim call. After the run every claim
 is checked: a task claimed twice within one lease window (the lease outlives

@@ -246,3 +246,22 @@ def test_a_required_select_with_a_value_offers_no_blank_option():
 def test_a_schema_without_properties_has_no_fields():
     assert argument_fields({"type": "object"}, arguments={"a": 1}) == []
     assert arguments_from_form({"type": "object"}, QueryDict(), initial={"a": 1}) == ({"a": 1}, {})
+
+
+def test_fields_come_required_first_then_by_name_whatever_the_key_order():
+    # PostgreSQL's jsonb hands keys back shortest first; the form must not follow it.
+    shuffled = {**SCHEMA, "properties": dict(reversed(list(SCHEMA["properties"].items())))}
+    names = [field.name for field in argument_fields(shuffled)]
+    assert names == [
+        "team",
+        "seats",
+        "subject",
+        "comment",
+        "customer",
+        "discount",
+        "level",
+        "reply",
+        "tags",
+        "urgent",
+    ]
+    assert names == [field.name for field in argument_fields(SCHEMA)]

@@ -779,3 +779,20 @@ def test_htmx_decide_and_the_next_panel_take_a_bounded_number_of_queries(
     )
 
     assert counts[0] == counts[1]
+
+
+def test_refusals_are_pages_with_the_layout_and_a_way_back(client, admin_user, automation, other):
+    automation.reviewers.add(admin_user)
+    foreign = make_task(other)
+    client.force_login(admin_user)
+
+    denied = client.get(task_url(foreign))
+    missing = client.get(task_url(999_999))
+
+    assert denied.status_code == 403
+    assert "You may not open this page" in html(denied)
+    assert "you do not review this automation" in html(denied)
+    assert missing.status_code == 404 and "Nothing here" in html(missing)
+    for response in (denied, missing):
+        assert 'class="topbar"' in html(response)
+        assert f'href="{reverse("home")}"' in html(response)
