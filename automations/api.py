@@ -245,6 +245,7 @@ def event_create(request: HttpRequest, slug: str):
             client=f"api:{token.name}"[:CLIENT_MAX_LENGTH],
             api_token=token,
             trace_id=trace_id_from_traceparent(request.headers.get("traceparent")),
+            decide=True,
         )
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc), "idempotency_key") from None

@@ -6,12 +6,16 @@ Database hiccups are retried with backoff and jitter; anything else is a bug
 and surfaces.
 """
 
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from automations.services.actions import action_attempt, action_compensate
-from automations.services.decisions import run_decide
+from automations.services.decisions import DecisionInProgress, run_decide
 from automations.services.runs import worker_actor
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
 COMMON = {
@@ -27,7 +31,15 @@ COMMON = {
 
 @shared_task(name="automations.decide_run", **COMMON)
 def decide_run(run_id: int) -> None:
-    run_decide(run_id=run_id, actor=worker_actor())
+    try:
+        run_decide(run_id=run_id, actor=worker_actor())
+    except DecisionInProgress as busy:
+        if decide_run.request.is_eager:
+            # In process nobody else can be deciding it: a countdown would run at once, forever.
+            logger.warning("run %s: %s", run_id, busy)
+            return
+        # A twin delivery: look again once the other worker has finished or must have died.
+        decide_run.apply_async(args=[run_id], countdown=busy.countdown)
 
 
 @shared_task(name="automations.execute_run", **COMMON)

@@ -26,8 +26,10 @@ class GuardrailContext:
         """The policy for the run's segment, or None; reads prefetched `segments` when present."""
         if self._policy is _UNSET:
             segment = self.run.segment
-            self._policy = next(
-                (p for p in self.automation.segments.all() if segment and p.key == segment), None
+            self._policy = (
+                next((p for p in self.automation.segments.all() if p.key == segment), None)
+                if segment
+                else None
             )
         return self._policy
 

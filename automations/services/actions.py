@@ -1,9 +1,10 @@
 """Turn an approved run into its one side effect, one delivery attempt at a time (layer 6).
 
-Each attempt is reserved in a short transaction (an ActionAttempt row marked
-in flight), sent outside any transaction, then recorded. The reservation
-locks the run row, re-reads the kill switch and refuses while another attempt
-is in flight, so duplicate or concurrent tasks never send twice at once.
+Each attempt is reserved in one short transaction (the action, the move to
+executing and an ActionAttempt row marked in flight), sent outside any
+transaction, then recorded. The reservation locks the run row, re-reads the
+kill switch and refuses while another attempt is in flight, so duplicate or
+concurrent tasks never send twice at once.
 """
 
 import logging
@@ -72,7 +73,8 @@ def run_reviewer(run: Run) -> str | None:
 def action_body(*, run: Run, action: Action) -> dict:
     """The JSON body every adapter sends (contracts section 5), identical on every attempt."""
     final = run.final_intent or {}
-    reviewer = run_reviewer(run)
+    # A run the model decided on its own had no reviewer: no need to look.
+    reviewer = None if run.decided_by == "model" else run_reviewer(run)
     decided_by = run.decided_by
     if decided_by not in ("model", "reviewer"):
         decided_by = "reviewer" if reviewer else "model"
@@ -94,21 +96,35 @@ def intent_for(run: Run) -> Intent | None:
     name = (run.final_intent or {}).get("intent")
     if not name:
         return None
-    return Intent.objects.filter(automation_id=run.automation_id, name=name).first()
+    # Unique per automation: no ordering (the default one joins the automation).
+    return Intent.objects.filter(automation_id=run.automation_id, name=name).order_by().first()
 
 
 def execution_block(*, run: Run) -> str:
     """Why the run may not act right now, read fresh from the database; "" when it may."""
-    mode = Automation.objects.filter(pk=run.automation_id).values_list("mode", flat=True).first()
     policy = None
     if run.segment:
-        policy = SegmentPolicy.objects.filter(
-            automation_id=run.automation_id, key=run.segment
-        ).first()
-    if policy is not None and not policy.enabled:
+        # One query for the usual case: the segment's policy and the automation's mode.
+        policy = (
+            SegmentPolicy.objects.filter(automation_id=run.automation_id, key=run.segment)
+            .order_by()
+            .values_list("enabled", "mode", "automation__mode")
+            .first()
+        )
+    if policy is not None:
+        enabled, policy_mode, mode = policy
+    else:
+        enabled, policy_mode = True, ""
+        mode = (
+            Automation.objects.filter(pk=run.automation_id)
+            .order_by()
+            .values_list("mode", flat=True)
+            .first()
+        )
+    if not enabled:
         return f"segment {run.segment} switched off after approval"
-    if policy is not None and policy.mode:
-        mode = policy.mode
+    if policy_mode:
+        mode = policy_mode
         where = f"segment {run.segment}"
     else:
         where = "the automation"
@@ -117,21 +133,22 @@ def execution_block(*, run: Run) -> str:
     return ""
 
 
-def action_get_or_create(*, run: Run, adapter: str) -> Action:
-    """The run's one action; its idempotency key is made once and kept for every attempt."""
+def action_get_or_create(*, run: Run, adapter: str) -> tuple[Action, bool]:
+    """The run's one action and whether it is new; its key is made once and kept for every attempt.
+
+    Call it holding the run's row lock (attempt_reserve does): no other task can then
+    be creating the same action, and the unique run_id settles anything the lock cannot.
+    """
     action = Action.objects.filter(run_id=run.pk).first()
     if action is not None:
-        return action
-    try:
-        with transaction.atomic():
-            return Action.objects.create(
-                run=run,
-                automation_id=run.automation_id,
-                adapter=adapter,
-                idempotency_key=f"act_{uuid.uuid4().hex}",
-            )
-    except IntegrityError:  # a concurrent task created it first
-        return Action.objects.get(run_id=run.pk)
+        return action, False
+    action = Action.objects.create(
+        run=run,
+        automation_id=run.automation_id,
+        adapter=adapter,
+        idempotency_key=f"act_{uuid.uuid4().hex}",
+    )
+    return action, True
 
 
 def action_close(*, action: Action, state: str, error: str = "") -> None:
@@ -166,65 +183,70 @@ def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> Att
     return AttemptOutcome("failed", detail=reason)
 
 
-def run_start_executing(*, run: Run, actor: str) -> bool:
-    """Move an approved run to executing; True when it is executing, whoever moved it."""
-    if run.state == RunState.EXECUTING:
-        return True
-    try:
-        run_transition(
-            run=run, to_state=RunState.EXECUTING, actor=actor, reason="delivering the action"
-        )
-    except IllegalTransition:
-        run.refresh_from_db(fields=["state"])
-    return run.state == RunState.EXECUTING
-
-
 def attempt_reserve(
-    *, run: Run, action: Action, config: dict, actor: str
-) -> ActionAttempt | AttemptOutcome:
-    """Reserve the next attempt, or say why none may be sent now.
+    *, run: Run, adapter: str, config: dict, problem: str, actor: str
+) -> tuple[Action, ActionAttempt] | AttemptOutcome:
+    """Reserve the next attempt in one transaction under the run's row lock; or say why not.
 
-    The run row is locked, so the state, in-flight and kill-switch checks and
-    the new attempt row are one step; the unique (action, number) constraint
-    settles anything the lock cannot (SQLite).
+    Under the lock, in order: the run is still approved or executing, its one
+    action is made or read, no other attempt is in flight, the kill switch and
+    mode are re-read (a switched-off run is halted, never sent), an approved run
+    moves to executing, a `problem` (no intent, unknown adapter) fails it, and
+    the attempt row is written marked in flight. A twin task waits on the lock
+    and then sees what this one did; the unique constraints settle anything the
+    lock cannot (SQLite), and the loser of such a race changes nothing.
     """
     limit = max_attempts(config)
     lost_after = timedelta(seconds=4 * timeout_seconds(config) + 30)
     now = timezone.now()
-    with transaction.atomic():
-        locked = Run.objects.select_for_update().filter(pk=run.pk).first()
-        if locked is None or locked.state != RunState.EXECUTING:
-            return skip(f"run is {locked.state if locked else 'gone'}")
-        action.refresh_from_db()
-        if action.state != ActionState.PENDING:
-            return skip(f"action is {action.state}")
-        last = action.attempts.order_by("-number").first()
-        if last is not None and last.status_code is None and last.error == IN_FLIGHT:
-            if now - last.started_at < lost_after:
-                # Another task is sending; come back once it must have answered or died.
-                wait = (last.started_at + lost_after - now).total_seconds()
-                return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
-            ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
-        block = execution_block(run=locked)
-        if block:
-            return run_halt(run=locked, action=action, actor=actor, reason=block)
-        number = (last.number if last else 0) + 1
-        if number > limit:
-            return run_fail(
-                run=locked,
-                action=action,
-                actor=actor,
-                reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
+    try:
+        with transaction.atomic():
+            state = (
+                Run.objects.select_for_update()
+                .filter(pk=run.pk)
+                .values_list("state", flat=True)
+                .first()
             )
-        try:
-            with transaction.atomic():
-                attempt = ActionAttempt.objects.create(
-                    action=action, number=number, started_at=now, error=IN_FLIGHT
+            if state not in (RunState.APPROVED, RunState.EXECUTING):
+                return skip(f"run is {state or 'gone'}")
+            run.state = state
+            action, created = action_get_or_create(run=run, adapter=adapter)
+            if action.state != ActionState.PENDING:
+                return skip(f"action is {action.state}")
+            last = None if created else action.attempts.order_by("-number").first()
+            if last is not None and last.status_code is None and last.error == IN_FLIGHT:
+                if now - last.started_at < lost_after:
+                    # Another task is sending; come back once it must have answered or died.
+                    wait = (last.started_at + lost_after - now).total_seconds()
+                    return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
+                ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
+            block = execution_block(run=run)
+            if block:
+                return run_halt(run=run, action=action, actor=actor, reason=block)
+            if state == RunState.APPROVED:
+                run_transition(
+                    run=run,
+                    to_state=RunState.EXECUTING,
+                    actor=actor,
+                    reason="delivering the action",
                 )
-        except IntegrityError:
-            return skip(f"attempt {number} is already taken")
-        Action.objects.filter(pk=action.pk).update(attempt_count=number)
-    return attempt
+            if problem:
+                return run_fail(run=run, action=action, actor=actor, reason=problem)
+            number = (last.number if last else 0) + 1
+            if number > limit:
+                return run_fail(
+                    run=run,
+                    action=action,
+                    actor=actor,
+                    reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
+                )
+            attempt = ActionAttempt.objects.create(
+                action=action, number=number, started_at=now, error=IN_FLIGHT
+            )
+            Action.objects.filter(pk=action.pk).update(attempt_count=number)
+    except IntegrityError:
+        return skip("a concurrent task reserved this attempt first")
+    return action, attempt
 
 
 def attempt_record(
@@ -287,25 +309,26 @@ def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
     intent = intent_for(run)
     if intent is not None and not intent.action_adapter:
         return run_without_action(run=run, intent=intent, actor=actor)
-    action = action_get_or_create(run=run, adapter=intent.action_adapter if intent else "")
-    if run.state == RunState.APPROVED:
-        block = execution_block(run=run)
-        if block:
-            return run_halt(run=run, action=action, actor=actor, reason=block)
-    if not run_start_executing(run=run, actor=actor):
-        return skip(f"run is {run.state}")
+    adapter, problem = None, ""
     if intent is None:
         name = (run.final_intent or {}).get("intent")
-        reason = f"intent {name} no longer exists" if name else "the run has no final intent"
-        return run_fail(run=run, action=action, actor=actor, reason=reason)
-    try:
-        adapter = adapter_for(intent.action_adapter)
-    except UnknownAdapter as exc:
-        return run_fail(run=run, action=action, actor=actor, reason=str(exc))
-    config = intent.action_config or {}
-    reserved = attempt_reserve(run=run, action=action, config=config, actor=actor)
+        problem = f"intent {name} no longer exists" if name else "the run has no final intent"
+    else:
+        try:
+            adapter = adapter_for(intent.action_adapter)
+        except UnknownAdapter as exc:
+            problem = str(exc)
+    config = (intent.action_config or {}) if intent else {}
+    reserved = attempt_reserve(
+        run=run,
+        adapter=intent.action_adapter if intent else "",
+        config=config,
+        problem=problem,
+        actor=actor,
+    )
     if isinstance(reserved, AttemptOutcome):
         return reserved
+    action, attempt = reserved
     body = action_body(run=run, action=action)
     started = time.monotonic()
     delivery = adapter.deliver(action=action, run=run, config=config, body=body)
@@ -313,7 +336,7 @@ def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
     return attempt_record(
         run=run,
         action=action,
-        attempt=reserved,
+        attempt=attempt,
         delivery=delivery,
         duration_ms=duration_ms,
         config=config,

@@ -3,17 +3,25 @@
 The model call happens outside any transaction; everything it produced (the
 model call, every verdict, the review task and the run's next state) is then
 written in one transaction guarded by the run's state, so a task delivered
-twice writes nothing the second time.
+twice writes nothing the second time. A twin that arrives while the first is
+still deciding does not call the model again: the run in `deciding` is leased
+to the worker that moved it there, and only taken over once the lease is over
+(that worker was lost).
 """
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.db.models import prefetch_related_objects
+from django.utils import timezone
 
 from automations.guardrails import guardrails_run, strictest
 from automations.guardrails.base import CheckResult, GuardrailContext
 from automations.matching import event_document
-from automations.models import GuardrailVerdict, ModelCall, ReviewTask, Run
+from automations.models import GuardrailVerdict, ModelCall, ReviewTask, Run, RunTransition
 from automations.providers import provider_for
 from automations.providers.base import ProviderResult
+from automations.providers.openai import ATTEMPTS
 from automations.routing import Route, effective_mode, route_decide
 from automations.services.dispatch import enqueue_execute
 from automations.services.runs import run_transition
@@ -22,16 +30,36 @@ from catalog.models import Automation
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
+# Added to the longest a decision may take (every model attempt at its latency budget).
+DECIDING_LEASE_MARGIN_SECONDS = 30.0
+
+
+class DecisionInProgress(Exception):
+    """Another worker moved the run to `deciding` moments ago; look again in `countdown` s."""
+
+    def __init__(self, countdown: float):
+        super().__init__(f"another worker is deciding this run; look again in {countdown:.0f} s")
+        self.countdown = countdown
 
 
 def run_decide(*, run_id: int, actor: str) -> Run | None:
-    """Decide a run in `received` (or resume one left in `deciding`) exactly once."""
-    run = Run.objects.select_related("event").filter(pk=run_id).first()
+    """Decide a run in `received` exactly once; None when there is nothing (left) to decide.
+
+    A run left in `deciding` is taken over only once its lease is over (the
+    worker deciding it was lost); before that DecisionInProgress says when to
+    look again, so a twin delivery never calls the model a second time.
+    """
+    run = Run.objects.select_related("event", "automation").filter(pk=run_id).first()
     if run is None or run.state not in (RunState.RECEIVED, RunState.DECIDING):
         return None
-    automation = Automation.objects.prefetch_related("intents", "segments", "do_not_automate").get(
-        pk=run.automation_id
-    )
+    automation = run.automation
+    if run.state == RunState.DECIDING:
+        wait = deciding_lease_left(run=run, automation=automation)
+        if wait > 0:
+            raise DecisionInProgress(wait)
+    # Every check reads these; without a segment no segment policy can apply.
+    related = ["intents", "do_not_automate"] + (["segments"] if run.segment else [])
+    prefetch_related_objects([automation], *related)
     if run.state == RunState.RECEIVED:
         try:
             run_transition(run=run, to_state=RunState.DECIDING, actor=actor)
@@ -71,6 +99,20 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
         )
     except IllegalTransition:
         return None  # a twin delivery recorded it first; ours rolled back
+
+
+def deciding_lease_left(*, run: Run, automation: Automation) -> float:
+    """Seconds before a run in `deciding` may be taken over by another worker; 0 when it may."""
+    started = (
+        RunTransition.objects.filter(run_id=run.pk, to_state=RunState.DECIDING)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    if started is None:
+        return 0.0
+    lease = ATTEMPTS * automation.latency_budget_ms / 1000 + DECIDING_LEASE_MARGIN_SECONDS
+    return max(0.0, (started + timedelta(seconds=lease) - timezone.now()).total_seconds())
 
 
 def _may_call_provider(checks: list[CheckResult]) -> bool:

@@ -4,10 +4,12 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 
 from automations.models import Event, Run, RunTransition
+from automations.services.dispatch import enqueue_decide
 from automations.states import RunState
 from catalog.models import ApiToken, Automation
 
@@ -47,12 +49,17 @@ def event_ingest(
     client: str = "",
     api_token: ApiToken | None = None,
     trace_id: str | None = None,
+    decide: bool = False,
 ) -> IngestResult:
     """Store the event and its run in state `received`, exactly once per key.
 
     A replay of the key with the same payload returns the first run
     (`created=False`); a different payload raises IdempotencyConflict. The
     unique constraint settles concurrent posts: the loser reads the winner's run.
+    With `decide`, the run's decision is enqueued once the event has committed;
+    a replay of a run still in `received` enqueues it again (deciding twice
+    changes nothing), so a decision lost with the broker heals when the client
+    retries.
     """
     digest = payload_digest(payload)
     try:
@@ -79,11 +86,15 @@ def event_ingest(
             RunTransition.objects.create(
                 run=run, from_state="", to_state=RunState.RECEIVED, actor=client or "api"
             )
+            if decide:
+                transaction.on_commit(partial(enqueue_decide, run.pk))
     except IntegrityError:
         run = Run.objects.select_related("event").get(
             event__automation=automation, event__idempotency_key=idempotency_key
         )
         if run.event.payload_sha256 != digest:
             raise IdempotencyConflict(run) from None
+        if decide and run.state == RunState.RECEIVED:
+            transaction.on_commit(partial(enqueue_decide, run.pk))
         return IngestResult(run=run, created=False)
     return IngestResult(run=run, created=True)

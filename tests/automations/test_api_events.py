@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -147,6 +148,36 @@ def test_nesting_of_exactly_32_levels_is_accepted(client, automation, token):
     response = post_event(client, SLUG, nested(32), token=token)
 
     assert response.status_code == 202
+
+
+def test_new_event_enqueues_its_decision_once_committed(
+    client, automation, token, django_capture_on_commit_callbacks
+):
+    with mock.patch("automations.services.ingestion.enqueue_decide") as enqueue:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            body = post_event(client, SLUG, event_body(), token=token).json()
+        enqueue.assert_not_called()
+        for callback in callbacks:
+            callback()
+
+    enqueue.assert_called_once_with(int(body["run_id"]))
+
+
+def test_replay_enqueues_the_decision_again_only_while_the_run_waits(
+    client, automation, token, django_capture_on_commit_callbacks
+):
+    body = post_event(client, SLUG, event_body(), token=token).json()
+    run = Run.objects.get(pk=int(body["run_id"]))
+
+    with (
+        mock.patch("automations.services.ingestion.enqueue_decide") as enqueue,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        post_event(client, SLUG, event_body(), token=token)
+        run_transition(run=run, to_state="deciding", actor="test")
+        post_event(client, SLUG, event_body(), token=token)
+
+    enqueue.assert_called_once_with(run.pk)
 
 
 # -- trace context ----------------------------------------------------------------------

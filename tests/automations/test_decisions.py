@@ -1,12 +1,16 @@
 """The decide step: provider, guardrails and routing, recorded in one place."""
 
+from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
-from automations.models import ModelCall, ReviewTask, Run
-from automations.services.decisions import run_decide
+from automations.models import ModelCall, ReviewTask, Run, RunTransition
+from automations.services.decisions import DecisionInProgress, run_decide
+from automations.services.runs import run_transition
+from automations.tasks import decide_run
 from tests.factories import (
     AutomationFactory,
     DoNotAutomateRuleFactory,
@@ -136,6 +140,57 @@ def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
     enqueue.assert_not_called()
     assert run.transitions.count() == 2
     assert ModelCall.objects.count() == 1
+
+
+def test_run_another_worker_is_deciding_is_left_to_it(django_capture_on_commit_callbacks):
+    run = make_run(latency_budget_ms=2000)
+    run_transition(run=run, to_state="deciding", actor="worker:other")
+
+    with pytest.raises(DecisionInProgress) as busy:
+        run_decide(run_id=run.pk, actor="worker:test")
+
+    # Three model attempts at the 2 s budget, plus the 30 s margin.
+    assert 30 < busy.value.countdown <= 36
+    run.refresh_from_db()
+    assert run.state == "deciding"
+    assert ModelCall.objects.count() == 0
+
+
+def test_run_left_deciding_by_a_lost_worker_is_taken_over(django_capture_on_commit_callbacks):
+    run = make_run(latency_budget_ms=2000)
+    run_transition(run=run, to_state="deciding", actor="worker:lost")
+    RunTransition.objects.filter(run=run).update(at=timezone.now() - timedelta(seconds=37))
+
+    enqueue = decide(run, django_capture_on_commit_callbacks)
+
+    assert run.state == "approved"
+    enqueue.assert_called_once_with(run.pk)
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
+
+
+def test_twin_decide_task_looks_again_after_the_lease():
+    run = make_run()
+    run_transition(run=run, to_state="deciding", actor="worker:other")
+
+    decide_run.push_request(is_eager=False)  # as delivered by a worker
+    try:
+        with mock.patch.object(decide_run, "apply_async") as again:
+            decide_run.run(run.pk)
+    finally:
+        decide_run.pop_request()
+
+    [call] = again.call_args_list
+    assert call.kwargs["args"] == [run.pk] and call.kwargs["countdown"] > 30
+
+
+def test_twin_decide_task_run_in_process_gives_up_instead_of_looping():
+    run = make_run()
+    run_transition(run=run, to_state="deciding", actor="worker:other")
+
+    decide_run.apply_async(args=[run.pk])  # eager in unit tests
+
+    run.refresh_from_db()
+    assert run.state == "deciding"
 
 
 def test_budget_spent_sends_to_review_without_calling_the_model(django_capture_on_commit_callbacks):

@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import sys
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -118,6 +119,20 @@ def test_lines_over_the_size_limit_are_rejected(automation, tmp_path, settings):
 
     assert out == "new 1, repeated 0, rejected 1"
     assert err == ["line 1: the line is over 500 bytes"]
+
+
+def test_new_events_have_their_decisions_enqueued_on_commit(
+    automation, tmp_path, django_capture_on_commit_callbacks
+):
+    with (
+        mock.patch("automations.services.ingestion.enqueue_decide") as enqueue,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        ingest(write_jsonl(tmp_path, [event_body("a"), event_body("b"), b"{"]))
+
+    runs = sorted(Run.objects.values_list("pk", flat=True))
+    assert sorted(call.args[0] for call in enqueue.call_args_list) == runs
+    assert len(runs) == 2
 
 
 def test_invalid_utf8_line_is_rejected_not_fatal(automation, tmp_path):

@@ -160,6 +160,10 @@ class ModelServer:
 def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the SDK reuses connections
+        # One write per answer and no Nagle: headers and body sent apart on a kept-alive
+        # connection meet the client's delayed ACK and every answer takes 40 ms.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -198,6 +202,7 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 # The client gave up (a timeout test); nothing is listening any more.
                 self.close_connection = True

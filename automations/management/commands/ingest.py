@@ -1,4 +1,7 @@
-"""Ingest a JSONL file of event bodies with the API's validation (contracts section 3)."""
+"""Ingest a JSONL file of event bodies with the API's validation (contracts section 3).
+
+Like the API, each new event's decision is enqueued once the event is stored.
+"""
 
 import sys
 from pathlib import Path
@@ -61,6 +64,7 @@ class Command(BaseCommand):
                 segment=clean.segment,
                 source=clean.source,
                 client=client,
+                decide=True,
             )
         except IdempotencyConflict as exc:
             return InputError("idempotency_conflict", str(exc), "idempotency_key")
