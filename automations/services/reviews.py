@@ -16,14 +16,15 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, JSONField, OuterRef, Q, Subquery
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
 from automations.services import dispatch
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
-from catalog.models import Automation, Role
+from catalog.models import Automation, Intent, Role
 from catalog.selectors import has_role, reviewable_automations
 
 REJECT_REASONS: list[tuple[str, str]] = [
@@ -272,24 +273,42 @@ def _final_intent(*, task: ReviewTask, intent: str | None, arguments) -> dict:
     name = intent or proposed.get("intent")
     if not name:
         raise ReviewInvalid({"intent": "the model proposed no intent: choose one"})
-    chosen = task.automation.intents.filter(name=name).first()
-    if chosen is None:
+    if name == proposed.get("intent") and task.proposed_schema is not None:
+        schema = task.proposed_schema  # read with the lock, the usual case
+    else:
+        schema = (
+            Intent.objects.filter(automation_id=task.automation_id, name=name)
+            .values_list("arguments_schema", flat=True)
+            .first()
+        )
+    if schema is None:
         raise ReviewInvalid({"intent": f"{name!r} is not an intent of this automation"})
     if arguments is None:
         arguments = proposed.get("arguments", {}) if name == proposed.get("intent") else {}
-    errors = arguments_errors(chosen.arguments_schema, arguments)
+    errors = arguments_errors(schema, arguments)
     if errors:
         raise ReviewInvalid(errors)
     return {"intent": name, "arguments": arguments}
 
 
 def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> ReviewTask:
-    """Lock the task row and check that `user` holds a live lease on it."""
+    """Lock the task row and check that `user` holds a live lease on it.
+
+    The same query reads the schema of the proposed intent, which the
+    decision validates against in the usual case.
+    """
     allowed = reviewable_automations(user).filter(pk=OuterRef("automation_id"))
+    schema = Intent.objects.filter(
+        automation_id=OuterRef("automation_id"), name=OuterRef("proposed_name")
+    ).values("arguments_schema")[:1]
     task = (
         ReviewTask.objects.select_for_update(of=("self",))
-        .select_related("run", "automation")
-        .annotate(allowed=Exists(allowed))
+        .select_related("run")
+        .annotate(
+            allowed=Exists(allowed),
+            proposed_name=KeyTextTransform("intent", "run__proposed_intent"),
+        )
+        .annotate(proposed_schema=Subquery(schema, output_field=JSONField()))
         .get(pk=task_id)
     )
     if not task.allowed:
