@@ -10,6 +10,12 @@ from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV, CeleryWorker
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Factories and logins hash passwords; PBKDF2 is slow on purpose, tests need not be."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _tasks_run_in_process():
     """Unit and view tests run Celery tasks in process; `celery_worker` tests turn it off."""
     previous = celery_app.conf.task_always_eager

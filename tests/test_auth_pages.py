@@ -9,11 +9,6 @@ from tests.factories import UserFactory
 PASSWORD = "correct-horse-battery"  # the factory's password
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def user(db):
     return UserFactory(username="ravi", roles=["reviewer"])

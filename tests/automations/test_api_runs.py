@@ -38,8 +38,7 @@ def client():
 
 
 @pytest.fixture
-def automation(db, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def automation(db):
     return AutomationFactory(slug=SLUG)
 
 

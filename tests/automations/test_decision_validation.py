@@ -27,12 +27,6 @@ REFUND_SCHEMA = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Factories hash a password for every owner; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def automation(db):
     automation = AutomationFactory()

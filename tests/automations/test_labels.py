@@ -27,11 +27,6 @@ PAYLOAD = {"subject": "Invoice", "body": "Mail me at jane.doe@example.com please
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_execution(monkeypatch):
     monkeypatch.setattr("automations.services.dispatch.enqueue_execute", lambda run_id: None)
 

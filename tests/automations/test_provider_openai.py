@@ -42,12 +42,6 @@ def server():
         yield running
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Factories hash a password for every owner; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def automation(db, server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "sk-test-key")

@@ -22,12 +22,6 @@ def rule(field, operator, operand, team, confidence=0.9):
     }
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Factories hash a password for every owner; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def automation(db):
     automation = AutomationFactory(provider="rules")

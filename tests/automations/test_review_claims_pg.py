@@ -29,11 +29,6 @@ CLAIMS_EACH = 25
 PROPOSED = {"intent": "route_ticket", "arguments": {"team": "billing", "priority": "p2"}}
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_reviewers_never_claim_the_same_task():
     reviewers = [UserFactory(username=f"r{n}", roles=["reviewer"]) for n in range(THREADS)]

@@ -28,11 +28,6 @@ PROPOSED = {
 HTMX = {"HX-Request": "true"}
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def enqueue_execute():
     with mock.patch("automations.services.dispatch.enqueue_execute") as patched:

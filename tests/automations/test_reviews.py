@@ -43,11 +43,6 @@ PROPOSED = {
 LEASE = timedelta(seconds=600)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def rosa(db):
     return UserFactory(username="rosa", roles=["reviewer"])

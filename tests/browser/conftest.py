@@ -125,11 +125,6 @@ def browser(playwright_sync):
     browser.close()
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _one_request_at_a_time(app):
     """The WSGI app behind a lock, each response read in full before the next request runs."""
     lock = threading.Lock()

@@ -30,11 +30,6 @@ ADMINISTERED_APPS = {"catalog", "automations"}
 TRAIL_MODELS = [model for model in admin.site._registry if model._meta.app_label == "automations"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff_compliance(db):
     return UserFactory(username="carla", roles=["compliance"], is_staff=True)

@@ -38,12 +38,6 @@ def history_count() -> int:
 
 
 @pytest.fixture
-def fast_password_hashing(settings):
-    # Every seed sets six passwords; PBKDF2 would dominate these tests' time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
 def no_webhook_secret(monkeypatch):
     # Without the demo secret, approved actions fail at once instead of calling 127.0.0.1:8000.
     monkeypatch.delenv("DEMO_WEBHOOK_SECRET", raising=False)
@@ -52,7 +46,7 @@ def no_webhook_secret(monkeypatch):
 # Transactional: the seed decides its runs on commit, as a real `make demo` does.
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("no_webhook_secret", "fast_password_hashing"),
+    pytest.mark.usefixtures("no_webhook_secret"),
 ]
 
 

@@ -28,11 +28,6 @@ PROPOSED = {
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _no_execution(monkeypatch):
     monkeypatch.setattr("automations.services.dispatch.enqueue_execute", lambda run_id: None)
 

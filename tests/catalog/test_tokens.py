@@ -13,11 +13,6 @@ from catalog.tokens import token_allows, token_authenticate, token_issue
 from tests.factories import AutomationFactory
 
 
-@pytest.fixture
-def fast_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_issued_secret_is_stored_only_as_its_hash(db):
     token, raw = token_issue(name="zendesk-bridge")
 

@@ -16,11 +16,6 @@ SECRET_VALUE = "sk-h3-this-must-never-be-shown-0f9a"
 WEBHOOK_SECRET_VALUE = "whsec_aDNuZXZlci1zaG93LXRoaXM="
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def two_automations(reviewer, owner):
     """A is worked by `reviewer` and owned by `owner`; B belongs to someone else."""
