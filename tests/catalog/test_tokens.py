@@ -74,13 +74,13 @@ def test_last_used_is_noted_at_most_once_a_minute(db):
     assert token.last_used_at > stale + timedelta(minutes=1)
 
 
-def test_token_without_automations_allows_every_automation(db, fast_hasher):
+def test_token_without_automations_allows_every_automation(db):
     token, _ = token_issue(name="all")
 
     assert token_allows(token, AutomationFactory().pk)
 
 
-def test_limited_token_allows_only_its_automations(db, fast_hasher):
+def test_limited_token_allows_only_its_automations(db):
     triage, billing = AutomationFactory(slug="triage"), AutomationFactory(slug="billing")
     token, _ = token_issue(name="triage-only", automations=[triage])
 
@@ -106,7 +106,7 @@ def test_command_prints_a_working_token_once(db):
     assert "every automation" in err
 
 
-def test_command_limits_the_token_to_the_given_automations(db, fast_hasher):
+def test_command_limits_the_token_to_the_given_automations(db):
     triage, billing = AutomationFactory(slug="triage"), AutomationFactory(slug="billing")
     AutomationFactory(slug="other")
 
@@ -116,7 +116,7 @@ def test_command_limits_the_token_to_the_given_automations(db, fast_hasher):
     assert set(token.automations.all()) == {triage, billing}
 
 
-def test_command_refuses_an_unknown_automation_and_creates_nothing(db, fast_hasher):
+def test_command_refuses_an_unknown_automation_and_creates_nothing(db):
     AutomationFactory(slug="triage")
 
     with pytest.raises(CommandError, match="unknown automation: nope") as raised:
