@@ -272,33 +272,6 @@ class ServicesReviewer:
 SQL_ALLOWED = """
 SELECT 1 FROM catalog_automation_reviewers
 WHERE automation_id = %(automation)s AND user_id = %(user)s"""
-SQL_LOCK_FOR_DECISION = """
-SELECT t.state, t.claimed_by_id, t.lease_expires_at, t.claimed_at, t.automation_id,
-       r.id, r.state, r.proposed_intent,
-       EXISTS (SELECT 1 FROM catalog_automation_reviewers ar
-               WHERE ar.automation_id = t.automation_id AND ar.user_id = %(user)s)
-FROM automations_reviewtask t
-JOIN automations_run r ON r.id = t.run_id
-JOIN catalog_automation a ON a.id = t.automation_id
-WHERE t.id = %(task)s FOR UPDATE OF t"""
-SQL_INTENT_SCHEMA = """
-SELECT arguments_schema FROM catalog_intent
-WHERE automation_id = %(automation)s AND name = %(name)s"""
-SQL_MARK_DONE = """
-UPDATE automations_reviewtask SET state = 'done', claimed_by_id = NULL, decided_by_id = %(user)s,
-    decided_at = %(now)s, review_ms = %(ms)s, outcome = %(outcome)s,
-    reject_reason = %(reason)s, note = '' WHERE id = %(task)s"""
-SQL_LABEL = """
-INSERT INTO automations_label (review_task_id, run_id, automation_id, outcome, model_intent,
-    final_intent, diff, reviewer_id, created_at)
-VALUES (%(task)s, %(run)s, %(automation)s, %(outcome)s, %(model)s, %(final)s, '[]',
-    %(user)s, %(now)s)"""
-SQL_MOVE_RUN = """
-UPDATE automations_run SET state = %(to)s, final_intent = %(final)s, decided_by = 'reviewer',
-    reason = %(why)s, updated_at = %(now)s WHERE id = %(run)s AND state = 'awaiting_review'"""
-SQL_TRANSITION = """
-INSERT INTO automations_runtransition (run_id, from_state, to_state, actor, reason, at)
-VALUES (%(run)s, 'awaiting_review', %(to)s, %(actor)s, %(why)s, %(now)s)"""
 
 
 class SqlReviewer:
@@ -326,47 +299,45 @@ class SqlReviewer:
         return row[0] if row else None
 
     def decide(self, task_id: int, approve: bool, reason: str) -> None:
+        import json
         from datetime import UTC, datetime
 
-        from psycopg.types.json import Jsonb
-
-        from automations.services.reviews import arguments_errors
+        from automations.services.reviews import (
+            DECIDE_READ_SQL,
+            DECIDE_WRITE_SQL,
+            arguments_errors,
+        )
 
         now = datetime.now(UTC)
-        args = {"user": self.user_id, "task": task_id, "now": now}
-        with self.conn.transaction():
-            row = self.conn.execute(SQL_LOCK_FOR_DECISION, args).fetchone()
-            state, holder, until, claimed_at, automation_id, run_id, _, proposed, allowed = row
-            if not allowed or state != "claimed" or holder != self.user_id or until <= now:
-                raise RuntimeError(f"task {task_id} was no longer ours to decide")
-            final = None
-            if approve:
-                schema = self.conn.execute(
-                    SQL_INTENT_SCHEMA, {"automation": automation_id, "name": proposed["intent"]}
-                ).fetchone()[0]
-                if arguments_errors(schema, proposed["arguments"]):
-                    raise RuntimeError("invalid arguments")
-                final = {"intent": proposed["intent"], "arguments": proposed["arguments"]}
-            outcome, to = ("accepted", "approved") if approve else ("rejected", "rejected")
-            ms = int((now - claimed_at).total_seconds() * 1000)
-            values = {
-                **args,
-                "ms": ms,
-                "outcome": outcome,
-                "reason": "" if approve else reason,
-                "run": run_id,
-                "automation": automation_id,
-                "model": Jsonb(proposed),
-                "final": Jsonb(final) if final else None,
-                "to": to,
-                "why": f"review: {outcome}",
-                "actor": self.actor,
-            }
-            self.conn.execute(SQL_MARK_DONE, values)
-            self.conn.execute(SQL_LABEL, values)
-            if self.conn.execute(SQL_MOVE_RUN, values).rowcount != 1:
-                raise RuntimeError(f"run {run_id} left awaiting_review")
-            self.conn.execute(SQL_TRANSITION, values)
+        row = self.conn.execute(DECIDE_READ_SQL, {"task": task_id, "user": self.user_id})
+        state, _, holder, until, _, _, run_id, proposed, allowed, schema = row.fetchone()
+        if not allowed or state != "claimed" or holder != self.user_id or until <= now:
+            raise RuntimeError(f"task {task_id} was no longer ours to decide")
+        final = None
+        if approve:
+            if arguments_errors(schema, proposed["arguments"]):
+                raise RuntimeError("invalid arguments")
+            final = {"intent": proposed["intent"], "arguments": proposed["arguments"]}
+        outcome, to = ("accepted", "approved") if approve else ("rejected", "rejected")
+        why = f"review: {outcome}" + ("" if approve else f" ({reason})")
+        params = {
+            "task": task_id,
+            "run": run_id,
+            "user": self.user_id,
+            "now": now,
+            "outcome": outcome,
+            "reject_reason": "" if approve else reason,
+            "note": "",
+            "model_intent": json.dumps(proposed),
+            "final": json.dumps(final) if final else None,
+            "diff": "[]",
+            "from_state": "awaiting_review",
+            "to_state": to,
+            "actor": self.actor,
+            "reason": why,
+        }
+        if self.conn.execute(DECIDE_WRITE_SQL, params).fetchone() is None:
+            raise RuntimeError(f"task {task_id} was no longer ours to decide")
 
     def close(self) -> None:
         self.conn.close()

@@ -8,6 +8,7 @@ keeps the "what do I hold" lookup on the claimed_by index small.
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
 from automations.services import dispatch
 from automations.services.runs import run_transition
-from automations.states import IllegalTransition, RunState
+from automations.states import IllegalTransition, RunState, check_transition
 from catalog.models import Automation, Intent, Role
 from catalog.selectors import has_role, reviewable_automations
 
@@ -267,17 +268,29 @@ def arguments_errors(schema: dict, arguments) -> dict[str, str]:
     return errors
 
 
-def _final_intent(*, task: ReviewTask, intent: str | None, arguments) -> dict:
+@dataclass(frozen=True)
+class _OpenTask:
+    """What a decision reads about the task it decides."""
+
+    task_id: int
+    run_id: int
+    automation_id: int
+    kind: str
+    proposed: dict  # the run's proposed intent ({} when the model proposed none)
+    proposed_schema: dict | None  # the proposed intent's arguments schema, read with the task
+
+
+def _final_intent(*, open_task: _OpenTask, intent: str | None, arguments) -> dict:
     """The intent the reviewer settled on, validated; raise ReviewInvalid otherwise."""
-    proposed = task.run.proposed_intent or {}
+    proposed = open_task.proposed
     name = intent or proposed.get("intent")
     if not name:
         raise ReviewInvalid({"intent": "the model proposed no intent: choose one"})
-    if name == proposed.get("intent") and task.proposed_schema is not None:
-        schema = task.proposed_schema  # read with the lock, the usual case
+    if name == proposed.get("intent") and open_task.proposed_schema is not None:
+        schema = open_task.proposed_schema  # the usual case: no query
     else:
         schema = (
-            Intent.objects.filter(automation_id=task.automation_id, name=name)
+            Intent.objects.filter(automation_id=open_task.automation_id, name=name)
             .values_list("arguments_schema", flat=True)
             .first()
         )
@@ -289,6 +302,20 @@ def _final_intent(*, task: ReviewTask, intent: str | None, arguments) -> dict:
     if errors:
         raise ReviewInvalid(errors)
     return {"intent": name, "arguments": arguments}
+
+
+def _check_holder(
+    *, state: str, outcome: str, holder_id, lease_expires_at, allowed: bool, user, now
+) -> None:
+    """Raise unless `user` may work the queue and holds a live lease on the task."""
+    if not allowed:
+        raise PermissionDenied("you do not review this automation")
+    if state == ReviewState.DONE:
+        raise AlreadyDecided(f"this task was already decided ({outcome})")
+    if state != ReviewState.CLAIMED or holder_id != user.pk:
+        raise LeaseExpired("you do not hold this task: claim it first")
+    if lease_expires_at is None or lease_expires_at <= now:
+        raise LeaseExpired("your lease on this task expired; claim it again")
 
 
 def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> ReviewTask:
@@ -311,22 +338,23 @@ def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> R
         .annotate(proposed_schema=Subquery(schema, output_field=JSONField()))
         .get(pk=task_id)
     )
-    if not task.allowed:
-        raise PermissionDenied("you do not review this automation")
-    if task.state == ReviewState.DONE:
-        raise AlreadyDecided(f"this task was already decided ({task.outcome})")
-    if task.state != ReviewState.CLAIMED or task.claimed_by_id != user.pk:
-        raise LeaseExpired("you do not hold this task: claim it first")
-    if task.lease_expires_at is None or task.lease_expires_at <= now:
-        raise LeaseExpired("your lease on this task expired; claim it again")
+    _check_holder(
+        state=task.state,
+        outcome=task.outcome,
+        holder_id=task.claimed_by_id,
+        lease_expires_at=task.lease_expires_at,
+        allowed=task.allowed,
+        user=user,
+        now=now,
+    )
     return task
 
 
 def _decision(
-    *, task: ReviewTask, action: str, intent, arguments, reject_reason: str, note: str
+    *, open_task: _OpenTask, action: str, intent, arguments, reject_reason: str, note: str
 ) -> tuple[str, dict | None]:
     """The outcome and final intent of a decision, validated; raise ReviewInvalid otherwise."""
-    allowed = SUGGEST_ACTIONS if task.kind == "suggest" else APPROVE_ACTIONS
+    allowed = SUGGEST_ACTIONS if open_task.kind == "suggest" else APPROVE_ACTIONS
     if action not in allowed:
         raise ReviewInvalid({"action": f"must be one of {', '.join(allowed)} for this task"})
     if action == "reject":
@@ -337,8 +365,8 @@ def _decision(
         return ReviewOutcome.REJECTED, None
     if action == "discard":
         return ReviewOutcome.DISCARDED, None
-    final = _final_intent(task=task, intent=intent, arguments=arguments)
-    proposed = task.run.proposed_intent or {}
+    final = _final_intent(open_task=open_task, intent=intent, arguments=arguments)
+    proposed = open_task.proposed
     unchanged = final["intent"] == proposed.get("intent") and final["arguments"] == proposed.get(
         "arguments"
     )
@@ -391,17 +419,35 @@ def review_decide(
     of them nothing is changed. Approval enqueues execution on commit.
     """
     now = now or timezone.now()
-    note = note or ""
+    decision = {
+        "action": action,
+        "intent": intent,
+        "arguments": arguments,
+        "reject_reason": reject_reason,
+        "note": note or "",
+    }
+    if transaction.get_connection().vendor == "postgresql":
+        return _decide_postgresql(task_id=task_id, user=user, now=now, decision=decision)
+    return _decide_orm(task_id=task_id, user=user, now=now, decision=decision)
+
+
+def _run_reason(outcome: str, reject_reason: str) -> str:
+    return f"review: {outcome}" + (f" ({reject_reason})" if reject_reason else "")
+
+
+def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: dict):
     with transaction.atomic():
         task = _lock_open_task(task_id=task_id, user=user, now=now)
-        outcome, final = _decision(
-            task=task,
-            action=action,
-            intent=intent,
-            arguments=arguments,
-            reject_reason=reject_reason,
-            note=note,
+        run = task.run
+        open_task = _OpenTask(
+            task_id=task.pk,
+            run_id=run.pk,
+            automation_id=task.automation_id,
+            kind=task.kind,
+            proposed=run.proposed_intent or {},
+            proposed_schema=task.proposed_schema,
         )
+        outcome, final = _decision(open_task=open_task, **decision)
         claimed_at = task.claimed_at or now
         task.state = ReviewState.DONE
         task.claimed_by = None
@@ -409,8 +455,8 @@ def review_decide(
         task.decided_at = now
         task.review_ms = max(0, int((now - claimed_at).total_seconds() * 1000))
         task.outcome = outcome
-        task.reject_reason = reject_reason if outcome == ReviewOutcome.REJECTED else ""
-        task.note = note
+        task.reject_reason = decision["reject_reason"] if outcome == ReviewOutcome.REJECTED else ""
+        task.note = decision["note"]
         task.save(
             update_fields=[
                 "state",
@@ -425,19 +471,161 @@ def review_decide(
         )
         Label.objects.create(
             review_task=task,
-            run=task.run,
+            run=run,
             automation_id=task.automation_id,
             outcome=outcome,
-            model_intent=task.run.proposed_intent,
+            model_intent=run.proposed_intent,
             final_intent=final,
-            diff=intent_diff(task.run.proposed_intent, final),
+            diff=intent_diff(run.proposed_intent, final),
             reviewer=user,
         )
-        reason = f"review: {outcome}" + (f" ({task.reject_reason})" if task.reject_reason else "")
+        reason = _run_reason(outcome, task.reject_reason)
         try:
-            _move_run(run=task.run, user=user, outcome=outcome, final=final, reason=reason)
+            _move_run(run=run, user=user, outcome=outcome, final=final, reason=reason)
         except IllegalTransition as exc:
             raise RunNotAwaitingReview(
                 f"the run is {exc.from_state} now, no longer awaiting review"
             ) from None
     return task
+
+
+# The PostgreSQL decision in two statements, the hot path of the console: one
+# read (the task, its run's proposal, the proposed intent's schema, access),
+# then, once Python has validated the decision, one write that closes the
+# task, stores the Label, and moves the run and records its transition. The
+# write is one statement, so it is atomic on its own; it re-checks the lease
+# and locks the run in `awaiting_review`, so a lease lapsed or a run moved on
+# since the read writes nothing at all. It is the set-based twin of
+# services.runs.run_transition (guarded from_state, transition row).
+DECIDE_READ_SQL = """
+SELECT t.state, t.outcome, t.claimed_by_id, t.lease_expires_at, t.kind, t.automation_id,
+       t.run_id, r.proposed_intent,
+       EXISTS (SELECT 1 FROM catalog_automation_reviewers ar
+               WHERE ar.automation_id = t.automation_id AND ar.user_id = %(user)s),
+       (SELECT i.arguments_schema FROM catalog_intent i
+        WHERE i.automation_id = t.automation_id AND i.name = r.proposed_intent ->> 'intent')
+FROM automations_reviewtask t JOIN automations_run r ON r.id = t.run_id
+WHERE t.id = %(task)s
+"""
+DECIDE_WRITE_SQL = """
+WITH run_ok AS (
+    SELECT id FROM automations_run
+    WHERE id = %(run)s AND state = %(from_state)s
+    FOR UPDATE
+), task AS (
+    UPDATE automations_reviewtask t
+    SET state = 'done', claimed_by_id = NULL, decided_by_id = %(user)s, decided_at = %(now)s,
+        review_ms = GREATEST(0, (EXTRACT(EPOCH FROM %(now)s - COALESCE(t.claimed_at, %(now)s))
+                                 * 1000)::integer),
+        outcome = %(outcome)s, reject_reason = %(reject_reason)s, note = %(note)s
+    WHERE t.id = %(task)s AND t.state = 'claimed' AND t.claimed_by_id = %(user)s
+      AND t.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM run_ok)
+    RETURNING t.*
+), label AS (
+    INSERT INTO automations_label (review_task_id, run_id, automation_id, outcome,
+        model_intent, final_intent, diff, reviewer_id, created_at)
+    SELECT id, run_id, automation_id, %(outcome)s, %(model_intent)s::jsonb, %(final)s::jsonb,
+        %(diff)s::jsonb, %(user)s, %(now)s
+    FROM task
+), moved AS (
+    UPDATE automations_run
+    SET state = %(to_state)s, final_intent = %(final)s::jsonb, decided_by = 'reviewer',
+        reason = %(reason)s
+    WHERE id IN (SELECT id FROM run_ok) AND EXISTS (SELECT 1 FROM task)
+    RETURNING id
+), transition AS (
+    INSERT INTO automations_runtransition (run_id, from_state, to_state, actor, reason, at)
+    SELECT id, %(from_state)s, %(to_state)s, %(actor)s, %(reason)s, %(now)s FROM moved
+)
+SELECT task.* FROM task
+"""
+RUN_STATE_AFTER = {
+    ReviewOutcome.ACCEPTED: RunState.APPROVED,
+    ReviewOutcome.EDITED: RunState.APPROVED,
+    ReviewOutcome.REJECTED: RunState.REJECTED,
+    # Suggest mode: the person acted outside Handrail; never executed.
+    ReviewOutcome.USED: RunState.RECORDED,
+    ReviewOutcome.USED_EDITED: RunState.RECORDED,
+    ReviewOutcome.DISCARDED: RunState.RECORDED,
+}
+
+
+def _json_param(value) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _json_column(value):
+    """A jsonb column read through a raw cursor: Django hands it over as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _decide_postgresql(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: dict):
+    if not has_role(user, Role.REVIEWER, Role.ADMIN):
+        raise PermissionDenied("you do not review this automation")
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(DECIDE_READ_SQL, {"task": task_id, "user": user.pk})
+        row = cursor.fetchone()
+    if row is None:
+        raise ReviewTask.DoesNotExist(f"no review task {task_id}")
+    state, outcome_before, holder_id, lease_expires_at, kind, automation_id = row[:6]
+    run_id, proposed, allowed, proposed_schema = row[6:]
+    _check_holder(
+        state=state,
+        outcome=outcome_before,
+        holder_id=holder_id,
+        lease_expires_at=lease_expires_at,
+        allowed=allowed,
+        user=user,
+        now=now,
+    )
+    proposed = _json_column(proposed)
+    open_task = _OpenTask(
+        task_id=task_id,
+        run_id=run_id,
+        automation_id=automation_id,
+        kind=kind,
+        proposed=proposed or {},
+        proposed_schema=_json_column(proposed_schema),
+    )
+    outcome, final = _decision(open_task=open_task, **decision)
+    reject_reason = decision["reject_reason"] if outcome == ReviewOutcome.REJECTED else ""
+    to_state = RUN_STATE_AFTER[outcome]
+    check_transition(RunState.AWAITING_REVIEW, to_state)
+    params = {
+        "task": task_id,
+        "run": run_id,
+        "user": user.pk,
+        "now": now,
+        "outcome": outcome,
+        "reject_reason": reject_reason,
+        "note": decision["note"],
+        "model_intent": _json_param(proposed),
+        "final": _json_param(final),
+        "diff": _json_param(intent_diff(proposed, final)),
+        "from_state": RunState.AWAITING_REVIEW,
+        "to_state": to_state,
+        "actor": f"user:{user.get_username()}",
+        "reason": _run_reason(outcome, reject_reason),
+    }
+    task = next(iter(ReviewTask.objects.raw(DECIDE_WRITE_SQL, params)), None)
+    if task is None:
+        _refusal_after_write(task_id=task_id, run_id=run_id, user=user, now=now)
+    if to_state == RunState.APPROVED:
+        transaction.on_commit(lambda: dispatch.enqueue_execute(run_id))
+    return task
+
+
+def _refusal_after_write(*, task_id: int, run_id: int, user: AbstractBaseUser, now: datetime):
+    """Raise why a decision that passed its checks wrote nothing: something moved in between."""
+    task = ReviewTask.objects.get(pk=task_id)
+    _check_holder(
+        state=task.state,
+        outcome=task.outcome,
+        holder_id=task.claimed_by_id,
+        lease_expires_at=task.lease_expires_at,
+        allowed=True,
+        user=user,
+        now=now,
+    )
+    state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
+    raise RunNotAwaitingReview(f"the run is {state or 'gone'} now, no longer awaiting review")
