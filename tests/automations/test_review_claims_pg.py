@@ -1,4 +1,4 @@
-"""Concurrent claims on real PostgreSQL: SKIP LOCKED must never hand one task to two reviewers."""
+"""Claims and decisions on real PostgreSQL: no task held twice, no decision half written."""
 
 import threading
 from collections import Counter
@@ -7,8 +7,14 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from automations.models import Label, ReviewTask
-from automations.services.reviews import review_claim_next, review_decide
+from automations.models import Label, ReviewTask, Run, RunTransition
+from automations.services import reviews
+from automations.services.reviews import (
+    LeaseExpired,
+    RunNotAwaitingReview,
+    review_claim_next,
+    review_decide,
+)
 from tests.factories import (
     AutomationFactory,
     IntentFactory,
@@ -75,3 +81,50 @@ def test_concurrent_reviewers_never_claim_the_same_task():
     assert ReviewTask.objects.filter(state="done").count() == THREADS * CLAIMS_EACH
     deciders = dict(Label.objects.values_list("review_task_id", "reviewer__username"))
     assert all(deciders[pk] == name for name, pks in claims.items() for pk in pks)
+
+
+def _decided_while_something_moves(monkeypatch, move):
+    """Run `move` between the decision's read and its write (as a concurrent request would)."""
+    validate = reviews._decision
+
+    def racing(**kwargs):
+        move()
+        return validate(**kwargs)
+
+    monkeypatch.setattr(reviews, "_decision", racing)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("move", "refusal"),
+    [
+        (
+            lambda task: Run.objects.filter(pk=task.run_id).update(state="blocked"),
+            RunNotAwaitingReview,
+        ),
+        (
+            lambda task: ReviewTask.objects.filter(pk=task.pk).update(
+                state="pending", claimed_by=None, lease_expires_at=None
+            ),
+            LeaseExpired,
+        ),
+    ],
+    ids=["run-blocked", "lease-gone"],
+)
+def test_a_decision_overtaken_between_read_and_write_writes_nothing(monkeypatch, move, refusal):
+    reviewer = UserFactory(username="ravi", roles=["reviewer"])
+    automation = AutomationFactory(slug="busy-queue", reviewers=[reviewer])
+    IntentFactory(automation=automation)
+    run = RunFactory(
+        event__automation=automation, state="awaiting_review", proposed_intent=PROPOSED
+    )
+    ReviewTaskFactory(run=run)
+    task = review_claim_next(user=reviewer, automation=automation)
+    _decided_while_something_moves(monkeypatch, lambda: move(task))
+
+    with pytest.raises(refusal):
+        review_decide(task_id=task.pk, user=reviewer, action="approve")
+
+    assert not Label.objects.exists()
+    assert ReviewTask.objects.get(pk=task.pk).state != "done"
+    assert not RunTransition.objects.filter(run=run, from_state="awaiting_review").exists()
