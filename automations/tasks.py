@@ -12,7 +12,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from automations.services.actions import action_attempt, action_compensate
-from automations.services.decisions import DecisionInProgress, run_decide
+from automations.services.decisions import DecisionInProgress, run_advance
 from automations.services.runs import worker_actor
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ COMMON = {
 
 @shared_task(name="automations.decide_run", **COMMON)
 def decide_run(run_id: int) -> None:
+    # Decides, then makes the first delivery attempt of an approved run (no execute hop).
     try:
-        run_decide(run_id=run_id, actor=worker_actor())
+        outcome = run_advance(run_id=run_id, actor=worker_actor())
     except DecisionInProgress as busy:
         if decide_run.request.is_eager:
             # In process nobody else can be deciding it: a countdown would run at once, forever.
@@ -40,6 +41,9 @@ def decide_run(run_id: int) -> None:
             return
         # A twin delivery: look again once the other worker has finished or must have died.
         decide_run.apply_async(args=[run_id], countdown=busy.countdown)
+        return
+    if outcome.kind == "retry":
+        execute_run.apply_async(args=[run_id], countdown=outcome.countdown)
 
 
 @shared_task(name="automations.execute_run", **COMMON)

@@ -49,42 +49,41 @@ any check fails.
 functions. `--queries` skips the benchmark and prints the SQL queries, the
 transactions and the CPU time of each step of one decision, run in process.
 
-Results on the 2-core development machine, quiet (other processes used 0-1 %
-of the CPUs; the script prints that share, so a busy machine shows), default
-arguments, openai provider:
+Results on the 2-core development machine, default arguments, openai
+provider. This VM's speed drifts by up to ~40 % within minutes (HEAD gave
+52-70 decisions/s within one half hour) and another engineer's jobs come and
+go (the script prints their CPU share), so compare only back-to-back runs on a
+quiet machine. The two last such pairs (other processes 0-1 %), HEAD before
+this round, then this code:
 
-    (a) max throughput      59 decisions/s in two runs   (target >= 150)
-        overhead            p50 19.7 s  p95 21.3 s  p99 21.5 s  (queueing: the
-                            producers outrun the pipeline, runs wait in Redis)
-        CPU per decision    30.6 ms: api 5.5, worker main 2.2, worker children
-                            15.4, postgres 5.5, redis 0.4, test servers 0.7,
-                            producer 0.8; CPUs 92 % busy
-    (b) offered 50/s        49.9 decisions/s, CPUs 77 % busy
-        overhead            p50 28.9 ms  p95 43.5 ms  p99 53.6 ms
-                            (target p50 <= 15, p99 <= 60); 50/s is near the
-                            knee: the run before kept 49/s at 89 % busy with
-                            p50 274 ms, p99 502 ms
-    offered 25/s (--rate 25, 38 % busy):
-        overhead            p50 21.1 ms  p95 23.6 ms  p99 27.2 ms; by stage p50:
-                            queue → decide 8.0, decide 2.7, hop → execute 7.8,
-                            execute 2.5
-    --provider rules        55 decisions/s at max; --concurrency 4: 45/s (more
-                            processes only add contention once the CPUs are full)
+    (a) max throughput      61.6 → 84.3 and 70.5 → 106.8 decisions/s
+                            (target >= 150)
+        CPU per decision    29.5 → 21.2 and 25.8 → 16.5 ms; in the second
+                            pair: api 4.4 → 3.2, worker main 1.9 → 0.9, worker
+                            children 13.1 → 8.8, postgres 5.0 → 2.6, redis
+                            0.4 → 0.2, test servers and producer 1.1 → 0.8;
+                            CPUs 89-92 % busy
+        overhead            seconds: queueing, the producers outrun the pipeline
+    (b) offered 50/s        50.0 decisions/s, CPUs 81 → 52 % and 69 → 52 % busy
+        overhead            p50 31.7 → 15.6 and 24.4 → 15.0 ms,
+                            p95 43.3 → 23.1 and 32.3 → 19.4,
+                            p99 48.1 → 30.8 and 61.2 → 24.3
+                            (target p50 <= 15, p99 <= 60); by stage p50 (first
+                            pair): queue → decide 10.4 → 6.6, decide 4.3 → 3.0,
+                            hop → execute 12.3 → 2.8 (now the reservation in
+                            the same task), execute 3.8 → 2.8
 
-Where the time goes. The pipeline is CPU-bound at about 31 ms of CPU per
-decision over all processes, so 2 cores cap it near 60-65 decisions/s, and at
-50/s the CPUs are ~90 % busy and queueing dominates the overhead. `--queries`
-counts 41 SQL statements per decision (ingest 8, decide 15, execute 18; 5
-commits) and in-process CPU of ingest 3.5 ms, decide 6.9 ms, execute 5.2 ms.
-`--profile` (CPU time in the worker children) splits the decide and execute
-tasks as: the Django ORM about 58 % (SELECT 28 %, INSERT 14 %, UPDATE 7 %,
-BEGIN/COMMIT 7 %, the budget SUM 2 %; an ORM SELECT costs 0.3-0.7 ms of
-client CPU here against 0.05 ms for the same statement through a raw cursor),
-the OpenAI SDK call 15 %, the webhook delivery 5 %, publishing the execute
-task 5 %, guardrails 4 %. Celery itself adds ~2.5 ms per decision in the
-worker's main process and ~8 ms of latency per queue hop (publish after
-commit, Redis, prefork dispatch, loading the run again), which is most of the
-21 ms overhead at 25/s.
+Where the time goes. Still CPU-bound: ~16.5-21 ms of CPU per decision over all
+processes depending on the VM's phase, so 2 cores cap it near 80-110/s.
+`--queries` counts 37 SQL statements per decision (ingest 8, decide + first
+attempt in one task 29; 5 commits). `--profile` of the worker children (before
+the openai change) splits the decide task as: run_decide 71 % (the openai
+call 25 %, of which the SDK's request transforms were 10 %, now skipped; the
+three prefetches of intents, rules and policies 12 %; recording the decision
+13 %), the attempt 29 % (reservation 14 %); by area the Django ORM 34 %,
+stdlib 30 %, httpx 9 %, psycopg 8 %, openai SDK 5 %. An ORM statement still
+costs 0.3-0.7 ms of client CPU against ~0.05 ms through a raw cursor, and the
+four run_transition calls (UPDATE + INSERT each) are 16 % on their own.
 
 What was changed, and its effect (same machine, same arguments):
 - Celery's Django fixup closed the database connection before and after
@@ -103,26 +102,46 @@ What was changed, and its effect (same machine, same arguments):
   35 → 51-59 decisions/s (runs of the same code on this VM spread by ~15 %).
 - The test servers answered with headers and body in two writes, which met
   the client's delayed ACK: every webhook took 40 ms (tests/support).
+- One task per autonomous decision: the decide task calls run_advance, which
+  decides a received run and then makes the first delivery attempt of an
+  approved one (same reservation, row lock and kill-switch re-read); a
+  redelivered decide task finds the run approved or executing and carries on.
+  Retries and reviewer approvals still go through execute_run. Back to back:
+  60.5 → 74.8 decisions/s, 30.4 → 24.2 ms CPU, at 50/s p50 27.7 → 21.1 ms.
+- PostgreSQL server-side binding with prepare_threshold 5 (Django passes
+  prepare_threshold None, i.e. never prepare, unless it is in OPTIONS; off with
+  HANDRAIL_DB_SERVER_SIDE_BINDING=0): postgres 5.0 → 3.0 ms of CPU per
+  decision, 76.7 → 88.7 decisions/s in consecutive runs.
+- Rate limit in one Redis round trip (SET NX EX + INCR pipelined, on a client
+  kept per cache backend; Django's RedisCache builds a client per call and
+  its incr() is EXISTS + INCR): 0.27 → 0.12 ms per request; the token's
+  automation list read from the link table without the join (0.25 → 0.17 ms).
+- No Action SELECT for a run still approved (its action is made in the
+  transaction that moves it on) and a new action inserted with its
+  attempt_count: 41 → 37 statements per decision with the hop removed.
+- The openai provider posts the request through the SDK's client.post
+  (still raw response, same errors) instead of create(), whose type
+  transforms walked the whole JSON Schema: ~10 % of the worker's profile.
+  Measured with the pairs above (an earlier pair without it: 52.3 → 70.7
+  decisions/s, 34.7 → 25.2 ms of CPU, at 50/s p50 46.2 → 19.8 ms).
 
 What would lift it further, largest first:
-1. One task per autonomous decision (run the first delivery attempt in the
-   decide task after its commit instead of enqueueing execute_run): one queue
-   hop less, ~8 ms off the overhead and ~4 ms of CPU per decision; it gives up
-   the separate enqueue-on-commit step between deciding and acting, so it is a
-   design decision, not made here.
-2. Fewer, cheaper statements: catalog reads (automation, intents, rules,
-   policies, token) cached per process under a configuration version; the
-   three INSERTs of ingestion and the verdict/model-call INSERTs as one
-   statement each; server-side binding with prepared statements
-   (DATABASES OPTIONS) to save PostgreSQL parse/plan CPU (5.6 ms per decision).
-3. The budget guardrail sums today's ModelCall rows on every decision: 0.1 ms
+1. Fewer ORM statements in the worker: record the decision and reserve the
+   first attempt in one transaction (saves BEGIN/COMMIT and the SELECT FOR
+   UPDATE; the row is already locked by the decision's UPDATE), and the hot
+   INSERTs/UPDATEs through prepared raw SQL (0.05 ms instead of 0.3-0.7 ms of
+   client CPU each): needs run_transition's owner for the transition rows.
+2. Catalog reads (automation, intents, rules, policies, token) cached per
+   process under a configuration version; the kill switch stays a fresh read
+   at execution time.
+3. The API: ingest is ~3-5 ms of CPU in gunicorn, of which the view is ~2.3;
+   the middleware stack (sessions, messages, htmx, history) and publishing
+   the decide task (kombu) are the rest.
+4. The budget guardrail sums today's ModelCall rows on every decision: 0.1 ms
    now, but 116 ms (a parallel seq scan) once an automation has 300,000 calls
    today, i.e. after ~35 minutes at 150/s. A per-automation daily spend row,
    updated in the decision's transaction, makes it O(1).
-4. The openai SDK costs ~1.5 ms of CPU per call (request transforms, pydantic
-   models); the rules provider shows the difference.
-Reaching 150/s on 2 cores means ~13 ms of CPU per decision in total, which
-needs 1 and 2 together, not tuning.
+Reaching 150/s on 2 cores means ~13 ms of CPU per decision in total.
 """
 
 import argparse
@@ -707,20 +726,17 @@ def queries_harness(token: str, events: int = 20, profile: bool = False) -> None
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from automations.services import decisions
-    from automations.services.actions import action_attempt
-    from automations.services.decisions import run_decide
+    from automations.services import ingestion
+    from automations.services.decisions import run_advance
     from automations.services.runs import worker_actor
     from reviewapp.celery import app
 
     app.conf.task_always_eager = False
-    decisions.enqueue_execute = lambda run_id, countdown=0: None  # each step runs here
-    from automations.services import ingestion
 
     ingestion.enqueue_decide = lambda run_id: None
     client = Client(HTTP_HOST="127.0.0.1")
     actor = worker_actor()
-    steps = {"ingest (API view)": [], "decide": [], "execute": []}
+    steps = {"ingest (API view)": [], "decide + attempt": []}
     profilers = {name: cProfile.Profile(time.process_time) for name in steps}
     sql = {}
     for number in range(events):
@@ -746,7 +762,7 @@ def queries_harness(token: str, events: int = 20, profile: bool = False) -> None
             steps["ingest (API view)"].append((len(captured), time.process_time() - started))
         sql["ingest (API view)"] = [q["sql"] for q in captured.captured_queries]
         run_id = int(response.json()["run_id"])
-        for name, call in (("decide", run_decide), ("execute", action_attempt)):
+        for name, call in (("decide + attempt", run_advance),):  # the decide task's one call
             with CaptureQueriesContext(connection) as captured:
                 started = time.process_time()
                 if measured:

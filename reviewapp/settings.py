@@ -121,6 +121,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # JIT compiling costs tens of milliseconds and pays off only for long analytic
     # queries; the queue counts of the console cross its cost threshold.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    # Bind parameters on the server so psycopg prepares the statements a process
+    # repeats (after prepare_threshold runs): PostgreSQL then skips parse and plan.
+    # Django turns preparing off (prepare_threshold None) unless it is given here.
+    if envbool("HANDRAIL_DB_SERVER_SIDE_BINDING", True):
+        DATABASES["default"]["OPTIONS"].update(
+            {"server_side_binding": True, "prepare_threshold": 5}
+        )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -133,16 +133,21 @@ def execution_block(*, run: Run) -> str:
     return ""
 
 
-def action_get_or_create(*, run: Run, adapter: str) -> tuple[Action, bool]:
-    """The run's one action and whether it is new; its key is made once and kept for every attempt.
+def action_get_or_new(*, run: Run, adapter: str) -> tuple[Action, bool]:
+    """The run's one action, and whether it is new; its key is made once and kept for every attempt.
 
-    Call it holding the run's row lock (attempt_reserve does): no other task can then
-    be creating the same action, and the unique run_id settles anything the lock cannot.
+    A new action is not saved yet: attempt_reserve inserts it once it knows how the
+    reservation ends, so it is written in one statement. Call it holding the run's
+    row lock: no other task can then be making the same action, and the unique
+    run_id settles anything the lock cannot.
     """
-    action = Action.objects.filter(run_id=run.pk).first()
-    if action is not None:
-        return action, False
-    action = Action.objects.create(
+    # A run still approved has none: its action is made in the transaction that moves it
+    # on (to executing, halted or failed), so there is nothing to look for.
+    if run.state != RunState.APPROVED:
+        action = Action.objects.filter(run_id=run.pk).first()
+        if action is not None:
+            return action, False
+    action = Action(
         run=run,
         automation_id=run.automation_id,
         adapter=adapter,
@@ -210,7 +215,7 @@ def attempt_reserve(
             if state not in (RunState.APPROVED, RunState.EXECUTING):
                 return skip(f"run is {state or 'gone'}")
             run.state = state
-            action, created = action_get_or_create(run=run, adapter=adapter)
+            action, created = action_get_or_new(run=run, adapter=adapter)
             if action.state != ActionState.PENDING:
                 return skip(f"action is {action.state}")
             last = None if created else action.attempts.order_by("-number").first()
@@ -221,6 +226,8 @@ def attempt_reserve(
                     return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
                 ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
             block = execution_block(run=run)
+            if created and (block or problem):
+                action.save(force_insert=True)  # kept, halted or failed, with the run
             if block:
                 return run_halt(run=run, action=action, actor=actor, reason=block)
             if state == RunState.APPROVED:
@@ -240,10 +247,14 @@ def attempt_reserve(
                     actor=actor,
                     reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
                 )
+            action.attempt_count = number
+            if created:
+                action.save(force_insert=True)
+            else:
+                Action.objects.filter(pk=action.pk).update(attempt_count=number)
             attempt = ActionAttempt.objects.create(
                 action=action, number=number, started_at=now, error=IN_FLIGHT
             )
-            Action.objects.filter(pk=action.pk).update(attempt_count=number)
     except IntegrityError:
         return skip("a concurrent task reserved this attempt first")
     return action, attempt
@@ -306,7 +317,16 @@ def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
         return skip("run is gone")
     if run.state not in (RunState.APPROVED, RunState.EXECUTING):
         return skip(f"run is {run.state}")
-    intent = intent_for(run)
+    return attempt_make(run=run, intent=intent_for(run), actor=actor)
+
+
+def attempt_make(*, run: Run, intent: Intent | None, actor: str) -> AttemptOutcome:
+    """Make at most one delivery attempt for `run`, read moments ago in approved or executing.
+
+    `intent` is the catalog intent its final intent names (None when there is none).
+    Everything that decides whether to send (state, action, attempt in flight,
+    kill switch, mode) is read again under the run's row lock by attempt_reserve.
+    """
     if intent is not None and not intent.action_adapter:
         return run_without_action(run=run, intent=intent, actor=actor)
     adapter, problem = None, ""

@@ -7,6 +7,12 @@ twice writes nothing the second time. A twin that arrives while the first is
 still deciding does not call the model again: the run in `deciding` is leased
 to the worker that moved it there, and only taken over once the lease is over
 (that worker was lost).
+
+The decide task calls run_advance: once a decision commits a run as approved,
+the same task makes its first delivery attempt (services/actions.py reserves
+it under the run's row lock and re-reads the kill switch), one queue hop less
+than enqueueing execute_run; retries and reviewer approvals still go through
+execute_run.
 """
 
 from datetime import timedelta
@@ -23,7 +29,7 @@ from automations.providers import provider_for
 from automations.providers.base import ProviderResult
 from automations.providers.openai import ATTEMPTS
 from automations.routing import Route, effective_mode, route_decide
-from automations.services.dispatch import enqueue_execute
+from automations.services.actions import AttemptOutcome, action_attempt, attempt_make, skip
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation
@@ -101,6 +107,27 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
         return None  # a twin delivery recorded it first; ours rolled back
 
 
+def run_advance(*, run_id: int, actor: str) -> AttemptOutcome:
+    """Take a run as far as it goes on its own: decide it if received, then attempt if approved.
+
+    The first delivery attempt of an autonomous decision runs right after the
+    decision commits, in the same task, instead of one queue hop later; it goes
+    through the same reservation (row lock, one action, kill switch re-read) as
+    every other attempt. Safe to run twice: a run decided before (the worker
+    was lost after the commit) is not decided again but carried on from where
+    it stands, and a run in any other state is left as it is.
+    """
+    run = run_decide(run_id=run_id, actor=actor)
+    if run is None:
+        return action_attempt(run_id=run_id, actor=actor)
+    if run.state != RunState.APPROVED:
+        return skip(f"run is {run.state}")
+    name = (run.final_intent or {}).get("intent")
+    # The intents were prefetched for the guardrails moments ago.
+    intent = next((i for i in run.automation.intents.all() if i.name == name), None)
+    return attempt_make(run=run, intent=intent, actor=actor)
+
+
 def deciding_lease_left(*, run: Run, automation: Automation) -> float:
     """Seconds before a run in `deciding` may be taken over by another worker; 0 when it may."""
     started = (
@@ -152,7 +179,6 @@ def _record(
             "final_intent": decision if approved else None,
             "decided_by": "model" if approved else "",
         },
-        on_commit=(lambda: enqueue_execute(run.pk)) if approved else None,
     )
     if result is not None:
         call = result.call

@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 
 from automations.models import ModelCall, ReviewTask, Run, RunTransition
-from automations.services.decisions import DecisionInProgress, run_decide
+from automations.services.actions import AttemptOutcome
+from automations.services.decisions import DecisionInProgress, run_advance, run_decide
 from automations.services.runs import run_transition
-from automations.tasks import decide_run
+from automations.tasks import decide_run, execute_run
 from tests.factories import (
     AutomationFactory,
     DoNotAutomateRuleFactory,
@@ -40,22 +41,31 @@ def make_run(*, mode="autonomous", body="Where is my invoice?", segment="", rule
 
 
 def decide(run, django_capture_on_commit_callbacks):
+    """Advance the run as the decide task does; the delivery attempt that follows is mocked."""
     with (
-        mock.patch("automations.services.decisions.enqueue_execute") as enqueue,
+        mock.patch("automations.services.decisions.attempt_make") as attempt,
+        mock.patch("automations.services.decisions.action_attempt") as carry_on,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        run_decide(run_id=run.pk, actor="worker:test")
+        run_advance(run_id=run.pk, actor="worker:test")
     run.refresh_from_db()
-    return enqueue
+    attempt.carry_on = carry_on
+    return attempt
 
 
-def test_autonomous_match_is_approved_and_sent_to_execution(django_capture_on_commit_callbacks):
+def assert_attempted_once(attempt, run):
+    attempt.assert_called_once()
+    assert attempt.call_args.kwargs["run"].pk == run.pk
+    assert attempt.call_args.kwargs["intent"].name == run.final_intent["intent"]
+
+
+def test_autonomous_match_is_approved_and_attempted_at_once(django_capture_on_commit_callbacks):
     run = make_run()
-    enqueue = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide(run, django_capture_on_commit_callbacks)
     assert run.state == "approved"
     assert run.final_intent["arguments"] == {"team": "billing", "priority": "p2"}
     assert run.decided_by == "model"
-    enqueue.assert_called_once_with(run.pk)
+    assert_attempted_once(attempt, run)
     assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
     assert run.model_calls.get().provider == "rules"
     assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
@@ -63,11 +73,11 @@ def test_autonomous_match_is_approved_and_sent_to_execution(django_capture_on_co
 
 def test_approve_mode_waits_for_a_person(django_capture_on_commit_callbacks):
     run = make_run(mode="approve")
-    enqueue = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide(run, django_capture_on_commit_callbacks)
     assert run.state == "awaiting_review"
     assert run.review_task.kind == "approve"
     assert run.proposed_intent["intent"] == "route_ticket"
-    enqueue.assert_not_called()
+    attempt.assert_not_called()
 
 
 def test_suggest_mode_drafts_for_a_person(django_capture_on_commit_callbacks):
@@ -79,10 +89,10 @@ def test_suggest_mode_drafts_for_a_person(django_capture_on_commit_callbacks):
 
 def test_shadow_mode_records_and_never_acts(django_capture_on_commit_callbacks):
     run = make_run(mode="shadow")
-    enqueue = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide(run, django_capture_on_commit_callbacks)
     assert run.state == "recorded"
     assert not ReviewTask.objects.exists()
-    enqueue.assert_not_called()
+    attempt.assert_not_called()
 
 
 def test_no_rule_matched_goes_to_review(django_capture_on_commit_callbacks):
@@ -136,8 +146,10 @@ def test_high_risk_intent_needs_approval_even_when_autonomous(django_capture_on_
 def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
     run = make_run()
     decide(run, django_capture_on_commit_callbacks)
-    enqueue = decide(run, django_capture_on_commit_callbacks)
-    enqueue.assert_not_called()
+    again = decide(run, django_capture_on_commit_callbacks)
+    again.assert_not_called()
+    # The decision stands; a redelivered task carries on with the attempt instead.
+    again.carry_on.assert_called_once_with(run_id=run.pk, actor="worker:test")
     assert run.transitions.count() == 2
     assert ModelCall.objects.count() == 1
 
@@ -161,10 +173,10 @@ def test_run_left_deciding_by_a_lost_worker_is_taken_over(django_capture_on_comm
     run_transition(run=run, to_state="deciding", actor="worker:lost")
     RunTransition.objects.filter(run=run).update(at=timezone.now() - timedelta(seconds=37))
 
-    enqueue = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide(run, django_capture_on_commit_callbacks)
 
     assert run.state == "approved"
-    enqueue.assert_called_once_with(run.pk)
+    assert_attempted_once(attempt, run)
     assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
 
 
@@ -208,3 +220,15 @@ def test_budget_spent_sends_to_review_without_calling_the_model(django_capture_o
 def test_gone_run_is_ignored():
     assert run_decide(run_id=987654, actor="worker:test") is None
     assert not Run.objects.exists()
+
+
+def test_decide_task_hands_a_retry_of_its_attempt_to_execute_run():
+    run = make_run()
+    retry = AttemptOutcome("retry", countdown=7.5, detail="receiver answered 503")
+    with (
+        mock.patch("automations.tasks.run_advance", return_value=retry),
+        mock.patch.object(execute_run, "apply_async") as later,
+    ):
+        decide_run.run(run.pk)
+
+    later.assert_called_once_with(args=[run.pk], countdown=7.5)

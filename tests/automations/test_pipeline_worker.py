@@ -9,7 +9,6 @@ Skipped without REDIS_URL and a PostgreSQL DATABASE_URL.
 import json
 import time
 from collections import Counter
-from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -169,8 +168,7 @@ def test_tasks_delivered_twice_change_nothing(automation, model_server, receiver
     # worker processes instead of running one after the other.
     decided = received_run(automation, "decide-twice")
     approved = received_run(automation, "execute-twice")
-    with mock.patch("automations.services.decisions.enqueue_execute"):
-        run_decide(run_id=approved.pk, actor="test")  # approved here; execution is ours
+    run_decide(run_id=approved.pk, actor="test")  # approved here, without its attempt
     approved.refresh_from_db()
     assert approved.state == "approved"
     model_server.reset()
@@ -205,8 +203,7 @@ def test_tasks_delivered_twice_change_nothing(automation, model_server, receiver
 
 def test_kill_switch_flipped_after_approval_sends_nothing(automation, receiver, celery_worker):
     run = received_run(automation, "switched-off")
-    with mock.patch("automations.services.decisions.enqueue_execute"):
-        run_decide(run_id=run.pk, actor="test")
+    run_decide(run_id=run.pk, actor="test")
     run.refresh_from_db()
     assert run.state == "approved"
 
@@ -223,4 +220,44 @@ def test_kill_switch_flipped_after_approval_sends_nothing(automation, receiver, 
     action = Action.objects.get(run=run)
     assert action.state == ActionState.HALTED
     assert action.attempts.count() == 0
+    assert receiver.deliveries == []
+
+
+def test_redelivered_decide_task_on_an_approved_run_delivers_once(
+    automation, model_server, receiver, celery_worker, test_webhook_secret
+):
+    # As if the worker died right after the decision committed: approved, nothing sent.
+    run = received_run(automation, "decided-then-lost")
+    run_decide(run_id=run.pk, actor="test")
+    model_server.reset()
+    log = worker_log(celery_worker)
+
+    decide_run.apply_async(args=[run.pk])  # the broker delivers the decide task again
+    decide_run.apply_async(args=[run.pk])  # and once more, as a twin
+    executed = Run.objects.filter(pk=run.pk, state="executed")
+    wait_until(executed.exists, timeout=30, describe=log)
+
+    time.sleep(0.3)  # a second delivery, if any, would have arrived by now
+    assert model_server.requests == []  # decided once, not again
+    assert ModelCall.objects.filter(run=run).count() == 1
+    action = Action.objects.get(run=run)
+    assert action.state == ActionState.SUCCEEDED
+    assert action.attempts.count() == 1
+    [delivery] = receiver.deliveries
+    assert delivery.headers["webhook-id"] == action.idempotency_key
+    assert verify(delivery, test_webhook_secret)["decided_by"] == "model"
+    assert transitions(run) == EXECUTED_PATH
+
+
+def test_kill_switch_is_checked_when_the_decide_task_acts(automation, receiver, celery_worker):
+    run = received_run(automation, "switched-off-before-acting")
+    run_decide(run_id=run.pk, actor="test")
+    SegmentPolicy.objects.filter(automation=automation, key="enterprise").update(enabled=False)
+
+    decide_run.apply_async(args=[run.pk])
+
+    halted = Run.objects.filter(pk=run.pk, state="halted")
+    wait_until(halted.exists, timeout=30, describe=worker_log(celery_worker))
+    assert transitions(run)[-2:] == [("deciding", "approved"), ("approved", "halted")]
+    assert Action.objects.get(run=run).state == ActionState.HALTED
     assert receiver.deliveries == []
