@@ -30,6 +30,23 @@ the run, and nothing is released, so any task claimed twice) is a double
 claim, and the database must agree with what the reviewers recorded.
 
 Prints claims/s, claim latency p50/p95/p99, decisions/s and double claims.
+
+Results on the 2-core development machine (2026-11-24, defaults: 1M tasks,
+20 automations, 32 reviewers in 2 processes, 20 s), back to back:
+
+    mode      claims/s   claim p50 / p95 / p99     double claims
+    services       939   11.1 / 30.4 / 44.3 ms     0
+    sql          1,345    8.9 / 20.3 / 28.3 ms     0
+    bare         1,870    7.3 / 20.3 / 29.9 ms     0
+
+(Earlier the same day, in a faster phase of the VM, bare gave 2,954/s with
+p95 12.8 ms.) The target, 2,000 claims/s with p95 <= 15 ms while deciding, is
+not met. A claim is one statement (0.3 ms of Python CPU) and a decision two
+(a read, then one write that closes the task, stores the Label and moves the
+run; 0.6 ms of Python CPU); before these changes the services did 225/s. What
+is left is Django per call (services vs sql) and the second statement of the
+decision plus its validation (sql vs bare), on 2 cores shared with
+PostgreSQL; the p95 is mostly threads waiting for the GIL and the CPU.
 """
 
 import argparse

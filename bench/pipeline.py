@@ -49,99 +49,49 @@ any check fails.
 functions. `--queries` skips the benchmark and prints the SQL queries, the
 transactions and the CPU time of each step of one decision, run in process.
 
-Results on the 2-core development machine, default arguments, openai
-provider. This VM's speed drifts by up to ~40 % within minutes (HEAD gave
-52-70 decisions/s within one half hour) and another engineer's jobs come and
-go (the script prints their CPU share), so compare only back-to-back runs on a
-quiet machine. The two last such pairs (other processes 0-1 %), HEAD before
-this round, then this code:
+Results on the 2-core development machine (2026-11-24, default arguments,
+openai provider, other processes 1 % of the CPU). This VM's speed drifts by up
+to ~40 % within minutes, so compare only back-to-back runs:
 
-    (a) max throughput      61.6 → 84.3 and 70.5 → 106.8 decisions/s
-                            (target >= 150)
-        CPU per decision    29.5 → 21.2 and 25.8 → 16.5 ms; in the second
-                            pair: api 4.4 → 3.2, worker main 1.9 → 0.9, worker
-                            children 13.1 → 8.8, postgres 5.0 → 2.6, redis
-                            0.4 → 0.2, test servers and producer 1.1 → 0.8;
-                            CPUs 89-92 % busy
-        overhead            seconds: queueing, the producers outrun the pipeline
-    (b) offered 50/s        50.0 decisions/s, CPUs 81 → 52 % and 69 → 52 % busy
-        overhead            p50 31.7 → 15.6 and 24.4 → 15.0 ms,
-                            p95 43.3 → 23.1 and 32.3 → 19.4,
-                            p99 48.1 → 30.8 and 61.2 → 24.3
-                            (target p50 <= 15, p99 <= 60); by stage p50 (first
-                            pair): queue → decide 10.4 → 6.6, decide 4.3 → 3.0,
-                            hop → execute 12.3 → 2.8 (now the reservation in
-                            the same task), execute 3.8 → 2.8
+    (a) max throughput      74 decisions/s (target >= 150); 24.2 ms of CPU per
+                            decision: api 5.3, worker main 1.3, worker
+                            children 12.3, postgres 3.6, redis 0.3, test
+                            servers 0.7, producer 0.8; CPUs 90 % busy
+    (b) offered 50/s        overhead p50 16.7, p95 25.1, p99 28.9 ms
+                            (target p50 <= 15, p99 <= 60); by stage p50:
+                            queue -> decide 7.0, decide 2.9, decision ->
+                            attempt 2.9, attempt 3.2; API answer p50 7.5 ms
 
-Where the time goes. Still CPU-bound: ~16.5-21 ms of CPU per decision over all
-processes depending on the VM's phase, so 2 cores cap it near 80-110/s.
-`--queries` counts 37 SQL statements per decision (ingest 8, decide + first
-attempt in one task 29; 5 commits). `--profile` of the worker children (before
-the openai change) splits the decide task as: run_decide 71 % (the openai
-call 25 %, of which the SDK's request transforms were 10 %, now skipped; the
-three prefetches of intents, rules and policies 12 %; recording the decision
-13 %), the attempt 29 % (reservation 14 %); by area the Django ORM 34 %,
-stdlib 30 %, httpx 9 %, psycopg 8 %, openai SDK 5 %. An ORM statement still
-costs 0.3-0.7 ms of client CPU against ~0.05 ms through a raw cursor, and the
-four run_transition calls (UPDATE + INSERT each) are 16 % on their own.
+Where the time goes: the pipeline is CPU-bound, about 23-24 ms of CPU per
+decision over all processes, so 2 cores cap it near 80 decisions/s; 150/s
+needs about 13 ms. `--queries` counts 37 SQL statements per decision (ingest 8,
+decide and first attempt in one task 29; 5 commits). In the worker, deciding
+is ~70 % of the task (the openai SDK call ~25 %, the catalog prefetches ~12 %,
+recording the decision ~13 %) and the attempt ~30 %; an ORM statement costs
+0.3-0.7 ms of client CPU against ~0.05 ms through a raw cursor, and the four
+run transitions (UPDATE + INSERT each) are ~16 % on their own.
 
-What was changed, and its effect (same machine, same arguments):
-- Celery's Django fixup closed the database connection before and after
-  every task (Celery 5.7 calls close() unless CELERY_DB_REUSE_MAX is set): a
-  new PostgreSQL connection and backend per task. CELERY_DB_REUSE_MAX plus a
-  task_prerun/postrun hook that does what Django does per request
-  (close_old_connections: CONN_MAX_AGE, health checks, broken connections):
-  14 → 35 decisions/s (the largest single gain).
-- The execute task reserves its attempt in one transaction under the run's
-  row lock (action, kill-switch re-check, move to executing, attempt row):
-  32 → 18 statements, 4 → 2 commits; one query for the kill switch and mode;
-  no ReviewTask lookup for a run the model decided; decide loads the run,
-  event and automation in one query and skips the segment policies when the
-  event has none. With the savepoint-free run_transition (services/runs.py,
-  changed by its owner meanwhile) 58 → 41 statements per decision:
-  35 → 51-59 decisions/s (runs of the same code on this VM spread by ~15 %).
-- The test servers answered with headers and body in two writes, which met
-  the client's delayed ACK: every webhook took 40 ms (tests/support).
-- One task per autonomous decision: the decide task calls run_advance, which
-  decides a received run and then makes the first delivery attempt of an
-  approved one (same reservation, row lock and kill-switch re-read); a
-  redelivered decide task finds the run approved or executing and carries on.
-  Retries and reviewer approvals still go through execute_run. Back to back:
-  60.5 → 74.8 decisions/s, 30.4 → 24.2 ms CPU, at 50/s p50 27.7 → 21.1 ms.
-- PostgreSQL server-side binding with prepare_threshold 5 (Django passes
-  prepare_threshold None, i.e. never prepare, unless it is in OPTIONS; off with
-  HANDRAIL_DB_SERVER_SIDE_BINDING=0): postgres 5.0 → 3.0 ms of CPU per
-  decision, 76.7 → 88.7 decisions/s in consecutive runs.
-- Rate limit in one Redis round trip (SET NX EX + INCR pipelined, on a client
-  kept per cache backend; Django's RedisCache builds a client per call and
-  its incr() is EXISTS + INCR): 0.27 → 0.12 ms per request; the token's
-  automation list read from the link table without the join (0.25 → 0.17 ms).
-- No Action SELECT for a run still approved (its action is made in the
-  transaction that moves it on) and a new action inserted with its
-  attempt_count: 41 → 37 statements per decision with the hop removed.
-- The openai provider posts the request through the SDK's client.post
-  (still raw response, same errors) instead of create(), whose type
-  transforms walked the whole JSON Schema: ~10 % of the worker's profile.
-  Measured with the pairs above (an earlier pair without it: 52.3 → 70.7
-  decisions/s, 34.7 → 25.2 ms of CPU, at 50/s p50 46.2 → 19.8 ms).
+What changed this round, measured back to back: Celery's Django fixup closed
+the database connection around every task (CELERY_DB_REUSE_MAX plus a
+prerun/postrun hook: 14 -> 35/s); execution reserves its attempt in one locked
+transaction (32 -> 18 statements: 35 -> ~55/s); one task per autonomous
+decision (the decide task makes the first attempt: 60 -> 75/s, p50 at 50/s
+28 -> 21 ms); server-side binding with prepared statements (postgres 5.0 ->
+3.0 ms of CPU per decision); the rate limit in one Redis round trip.
 
 What would lift it further, largest first:
-1. Fewer ORM statements in the worker: record the decision and reserve the
-   first attempt in one transaction (saves BEGIN/COMMIT and the SELECT FOR
-   UPDATE; the row is already locked by the decision's UPDATE), and the hot
-   INSERTs/UPDATEs through prepared raw SQL (0.05 ms instead of 0.3-0.7 ms of
-   client CPU each): needs run_transition's owner for the transition rows.
-2. Catalog reads (automation, intents, rules, policies, token) cached per
+1. Record the decision and reserve the first attempt in one transaction, and
+   send the hot INSERTs/UPDATEs (run transitions above all) as prepared raw
+   SQL, as the reviewer console's decision already does.
+2. Cache catalog reads (automation, intents, rules, policies, token) per
    process under a configuration version; the kill switch stays a fresh read
    at execution time.
-3. The API: ingest is ~3-5 ms of CPU in gunicorn, of which the view is ~2.3;
-   the middleware stack (sessions, messages, htmx, history) and publishing
-   the decide task (kombu) are the rest.
+3. A leaner ingest: ~5 ms of CPU in gunicorn, of which the view is ~2.3; the
+   rest is middleware the API does not need and building the task message.
 4. The budget guardrail sums today's ModelCall rows on every decision: 0.1 ms
-   now, but 116 ms (a parallel seq scan) once an automation has 300,000 calls
-   today, i.e. after ~35 minutes at 150/s. A per-automation daily spend row,
-   updated in the decision's transaction, makes it O(1).
-Reaching 150/s on 2 cores means ~13 ms of CPU per decision in total.
+   now, a sequential scan once an automation has hundreds of thousands of
+   calls a day. A per-automation daily spend row, updated in the decision's
+   transaction, keeps it constant.
 """
 
 import argparse
