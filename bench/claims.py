@@ -245,7 +245,7 @@ def claim_plan(automation_id: int) -> str:
     from django.db import connection
     from django.utils import timezone
 
-    from automations.services.reviews import CLAIM_SQL
+    from automations.services.review_statements import CLAIM_SQL
 
     now = timezone.now()
     params = {"automation": automation_id, "user": 0, "now": now, "until": now + timedelta(1)}
@@ -305,7 +305,7 @@ class SqlReviewer:
     def claim(self, automation_id: int) -> int | None:
         from datetime import UTC, datetime, timedelta
 
-        from automations.services.reviews import CLAIM_SQL
+        from automations.services.review_statements import CLAIM_SQL
 
         now = datetime.now(UTC)
         args = {"user": self.user_id, "automation": automation_id, "now": now}
@@ -319,11 +319,8 @@ class SqlReviewer:
         import json
         from datetime import UTC, datetime
 
-        from automations.services.reviews import (
-            DECIDE_READ_SQL,
-            DECIDE_WRITE_SQL,
-            arguments_errors,
-        )
+        from automations.services.review_statements import DECIDE_READ_SQL, DECIDE_WRITE_SQL
+        from automations.services.reviews import arguments_errors
 
         now = datetime.now(UTC)
         row = self.conn.execute(DECIDE_READ_SQL, {"task": task_id, "user": self.user_id})
