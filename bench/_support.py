@@ -11,6 +11,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The arguments schema of the benchmarks' one intent, route_ticket.
+ROUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "team": {"type": "string", "enum": ["billing", "technical", "sales"]},
+        "priority": {"type": "string", "enum": ["p1", "p2", "p3"]},
+    },
+    "required": ["team", "priority"],
+    "additionalProperties": False,
+}
+
 
 def bench_database_urls(db_name: str) -> tuple[str, str]:
     """(URL of the bench database, URL of the server's maintenance database) from DATABASE_URL."""

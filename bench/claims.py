@@ -59,21 +59,17 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._support import (  # noqa: E402 (after the path is set)
+    ROUTE_SCHEMA,
+    bench_database_urls,
+    percentile,
+)
+
 REASONS = ("wrong_intent", "wrong_arguments", "policy", "duplicate")
-ROUTE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "team": {"type": "string", "enum": ["billing", "technical", "sales"]},
-        "priority": {"type": "string", "enum": ["p1", "p2", "p3"]},
-    },
-    "required": ["team", "priority"],
-    "additionalProperties": False,
-}
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,18 +85,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--db-name", default="handrail_bench_claims")
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
     return parser.parse_args()
-
-
-def bench_url(db_name: str) -> tuple[str, str]:
-    """(URL of the bench database, URL of the server's maintenance database)."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("set DATABASE_URL=postgres://USER@HOST:PORT/ANY to a PostgreSQL server")
-    parts = urlsplit(url)
-    return (
-        urlunsplit(parts._replace(path=f"/{db_name}")),
-        urlunsplit(parts._replace(path="/postgres")),
-    )
 
 
 def database_create(admin_url: str, db_name: str, reuse: bool) -> bool:
@@ -448,13 +432,6 @@ def process_main(url, mode, reviewers, deadline_in, warmup, result_queue):
 MODE = "services"
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 def verify(results) -> tuple[int, list[str]]:
     """Double claims among what reviewers recorded, and disagreements with the database."""
     from django.db import connection
@@ -488,7 +465,7 @@ def main() -> None:
     global MODE
     args = parse_args()
     MODE = args.mode
-    url, admin_url = bench_url(args.db_name)
+    url, admin_url = bench_database_urls(args.db_name)
     fresh = database_create(admin_url, args.db_name, args.reuse)
     django_setup(url)
     from django.core.management import call_command

@@ -113,6 +113,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import (  # noqa: E402 (after the path is set)
     ROOT,
+    ROUTE_SCHEMA,
     Children,
     bench_database_urls,
     database_recreate,
@@ -129,15 +130,6 @@ DECISION = {
     "arguments": {"team": "billing", "priority": "p2"},
     "confidence": 0.93,
     "rationale": "Invoice question.",
-}
-ROUTE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "team": {"type": "string", "enum": ["billing", "technical", "sales"]},
-        "priority": {"type": "string", "enum": ["p1", "p2", "p3"]},
-    },
-    "required": ["team", "priority"],
-    "additionalProperties": False,
 }
 IN_FLIGHT_STATES = ("received", "deciding", "approved", "executing")
 VAR = ROOT / "var"

@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._support import bench_database_urls, percentile  # noqa: E402 (after the path)
+
 
 def claims_module():
     """bench/claims.py, for its database set-up (bench/ is not a package)."""
@@ -63,11 +65,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 def timed(samples: dict, name: str, call):
     """Run `call`, keep its wall time (ms) and query count under `name`; return its response."""
     from django.db import connection
@@ -86,7 +83,7 @@ def timed(samples: dict, name: str, call):
 def main() -> None:
     args = parse_args()
     claims = claims_module()
-    url, admin_url = claims.bench_url(args.db_name)
+    url, admin_url = bench_database_urls(args.db_name)
     claims.database_create(admin_url, args.db_name, reuse=True)
     import os
 
@@ -147,7 +144,7 @@ def main() -> None:
         f"{'queries':>8}"
     )
     for name in ("home", "next", "page", "decide"):
-        times = [t for t, _ in samples[name]]
+        times = sorted(t for t, _ in samples[name])
         counts = sorted({q for _, q in samples[name]})
         shown = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         print(
