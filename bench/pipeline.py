@@ -53,11 +53,11 @@ Results on the 2-core development machine (2026-11-24, default arguments,
 openai provider, other processes 1 % of the CPU). This VM's speed drifts by up
 to ~40 % within minutes, so compare only back-to-back runs:
 
-    (a) max throughput      74 decisions/s (target >= 150); 24.2 ms of CPU per
+    (a) max throughput      74-75 decisions/s (target >= 150); 24.2 ms of CPU per
                             decision: api 5.3, worker main 1.3, worker
                             children 12.3, postgres 3.6, redis 0.3, test
                             servers 0.7, producer 0.8; CPUs 90 % busy
-    (b) offered 50/s        overhead p50 16.7, p95 25.1, p99 28.9 ms
+    (b) offered 50/s        overhead p50 15.9-16.7, p95 24-25, p99 27.5-28.9 ms
                             (target p50 <= 15, p99 <= 60); by stage p50:
                             queue -> decide 7.0, decide 2.9, decision ->
                             attempt 2.9, attempt 3.2; API answer p50 7.5 ms
