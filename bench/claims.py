@@ -39,7 +39,7 @@ Results on the 2-core development machine (2026-11-24, defaults: 1M tasks,
     sql          1,345    8.9 / 20.3 / 28.3 ms     0
     bare         1,870    7.3 / 20.3 / 29.9 ms     0
 
-and in a faster phase of the VM an hour later: services 1,247/s (8.8 / 22.8
+and in a faster phase of the VM ten minutes later: services 1,247/s (8.8 / 22.8
 / 32.1 ms), bare 2,493/s (5.5 / 15.6 / 23.0 ms).
 (Earlier the same day, in a faster phase of the VM, bare gave 2,954/s with
 p95 12.8 ms.) The target, 2,000 claims/s with p95 <= 15 ms while deciding, is
