@@ -5,14 +5,13 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Subquery, prefetch_related_objects
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef, Subquery, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
 from automations.models import ReviewState, ReviewTask
 from catalog.models import Automation
-from catalog.selectors import reviewable_automations
+from catalog.selectors import count_per_automation, reviewable_automations
 
 
 @dataclass(frozen=True)
@@ -23,12 +22,6 @@ class ReviewQueue:
     oldest_age_seconds: int | None  # age of the oldest open task, None when empty
     late: bool  # the oldest open task is past automation.review_sla_minutes
     decided_today: int  # tasks this user decided since local midnight
-
-
-def _count(queryset) -> Coalesce:
-    """A correlated COUNT(*) of `queryset` (already filtered on OuterRef) as an annotation."""
-    counted = queryset.order_by().values("automation").annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def review_queues_for(user: AbstractBaseUser, now: datetime | None = None) -> list[ReviewQueue]:
@@ -47,11 +40,11 @@ def review_queues_for(user: AbstractBaseUser, now: datetime | None = None) -> li
     oldest = open_tasks.order_by("created_at", "id").values("created_at")[:1]
     automations = reviewable_automations(user).annotate(
         # Claimable: pending, or claimed with a lapsed lease (two ranges, not one OR filter).
-        pending_count=_count(open_tasks.filter(state=ReviewState.PENDING))
-        + _count(claimed.filter(lease_expires_at__lt=now)),
-        in_review_count=_count(claimed.filter(lease_expires_at__gte=now)),
+        pending_count=count_per_automation(open_tasks.filter(state=ReviewState.PENDING))
+        + count_per_automation(claimed.filter(lease_expires_at__lt=now)),
+        in_review_count=count_per_automation(claimed.filter(lease_expires_at__gte=now)),
         oldest_open_at=Subquery(oldest),
-        decided_today=_count(
+        decided_today=count_per_automation(
             ReviewTask.objects.filter(
                 automation=OuterRef("pk"), decided_by=user, decided_at__gte=midnight
             )

@@ -1,7 +1,8 @@
 """Reads shared by views and the API, including who may see and do what (contracts §2)."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from .models import Automation, Role
 
@@ -49,3 +50,13 @@ def reviewable_automations(user: AbstractBaseUser) -> QuerySet[Automation]:
     if Role.REVIEWER not in user_roles(user) and Role.ADMIN not in user_roles(user):
         return Automation.objects.none()
     return Automation.objects.filter(reviewers=user)
+
+
+def count_per_automation(queryset: QuerySet) -> Coalesce:
+    """A correlated COUNT(*) of `queryset` (filtered on OuterRef) as one annotation, 0 if none.
+
+    A subquery per figure rather than a join: counts of several tables never
+    multiply each other, and each walks its own index.
+    """
+    counted = queryset.order_by().values("automation").annotate(n=Count("*")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)

@@ -15,8 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -27,17 +26,17 @@ from automations.services.labels import labels_export
 from automations.states import RunState
 
 from .models import Automation, DoNotAutomateRule, Intent, Mode, Role, SegmentPolicy
-from .selectors import automations_visible_to, can_manage, has_role, user_roles
+from .selectors import (
+    automations_visible_to,
+    can_manage,
+    count_per_automation,
+    has_role,
+    user_roles,
+)
 
 HISTORY_LIMIT = 20
 # Bookkeeping fields that change on every save and say nothing about the configuration.
 HISTORY_IGNORED_FIELDS = frozenset({"created_at", "updated_at", "position"})
-
-
-def _count_of(queryset: QuerySet) -> Coalesce:
-    """A correlated COUNT(*) per automation, as one subquery (no join fan-out)."""
-    counted = queryset.order_by().values("automation").annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def catalog_rows_for(user, *, now: datetime | None = None) -> QuerySet[Automation]:
@@ -50,15 +49,19 @@ def catalog_rows_for(user, *, now: datetime | None = None) -> QuerySet[Automatio
         .select_related("owner")
         .defer("purpose", "rollback_plan", "instructions", "rules")
         .annotate(
-            segments_total=_count_of(SegmentPolicy.objects.filter(automation=here)),
-            segments_off=_count_of(SegmentPolicy.objects.filter(automation=here, enabled=False)),
-            segments_live=_count_of(
+            segments_total=count_per_automation(SegmentPolicy.objects.filter(automation=here)),
+            segments_off=count_per_automation(
+                SegmentPolicy.objects.filter(automation=here, enabled=False)
+            ),
+            segments_live=count_per_automation(
                 SegmentPolicy.objects.filter(automation=here, enabled=True, mode__in=live_modes)
             ),
-            awaiting_review=_count_of(
+            awaiting_review=count_per_automation(
                 Run.objects.filter(automation=here, state=RunState.AWAITING_REVIEW)
             ),
-            runs_today=_count_of(Run.objects.filter(automation=here, created_at__gte=start_of_day)),
+            runs_today=count_per_automation(
+                Run.objects.filter(automation=here, created_at__gte=start_of_day)
+            ),
         )
         .order_by("name", "slug")
     )

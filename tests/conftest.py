@@ -61,6 +61,12 @@ def reviewer(db):
 
 
 @pytest.fixture
+def rosa(db):
+    """A second reviewer."""
+    return UserFactory(username="rosa", roles=["reviewer"])
+
+
+@pytest.fixture
 def owner(db):
     return UserFactory(username="olivia", roles=["owner"])
 

@@ -38,6 +38,15 @@ ROUTE_SCHEMA = {
 }
 
 
+# A model proposal for the route_ticket intent, as review tests start from.
+PROPOSED = {
+    "intent": "route_ticket",
+    "arguments": {"team": "billing", "priority": "p2"},
+    "confidence": 0.55,
+    "rationale": "Invoice question.",
+}
+
+
 class AutomationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Automation

@@ -344,27 +344,31 @@ def _decision(
     return (ReviewOutcome.USED if unchanged else ReviewOutcome.USED_EDITED), final
 
 
+# Where a reviewed run goes: approved ones on to their action, the others stop.
+RUN_STATE_AFTER = {
+    ReviewOutcome.ACCEPTED: RunState.APPROVED,
+    ReviewOutcome.EDITED: RunState.APPROVED,
+    ReviewOutcome.REJECTED: RunState.REJECTED,
+    # Suggest mode: the person acted outside Handrail; never executed.
+    ReviewOutcome.USED: RunState.RECORDED,
+    ReviewOutcome.USED_EDITED: RunState.RECORDED,
+    ReviewOutcome.DISCARDED: RunState.RECORDED,
+}
+
+
 def _move_run(*, run: Run, user: AbstractBaseUser, outcome: str, final: dict | None, reason: str):
-    actor = f"user:{user.get_username()}"
-    fields = {"final_intent": final, "decided_by": "reviewer"}
-    if outcome in (ReviewOutcome.ACCEPTED, ReviewOutcome.EDITED):
-        run_id = run.pk
-        run_transition(
-            run=run,
-            to_state=RunState.APPROVED,
-            actor=actor,
-            reason=reason,
-            fields=fields,
-            on_commit=lambda: dispatch.enqueue_execute(run_id),
-        )
-    elif outcome == ReviewOutcome.REJECTED:
-        run_transition(
-            run=run, to_state=RunState.REJECTED, actor=actor, reason=reason, fields=fields
-        )
-    else:  # suggest mode: the person acted outside Handrail; never executed
-        run_transition(
-            run=run, to_state=RunState.RECORDED, actor=actor, reason=reason, fields=fields
-        )
+    to_state = RUN_STATE_AFTER[outcome]
+    run_id = run.pk
+    run_transition(
+        run=run,
+        to_state=to_state,
+        actor=f"user:{user.get_username()}",
+        reason=reason,
+        fields={"final_intent": final, "decided_by": "reviewer"},
+        on_commit=(
+            (lambda: dispatch.enqueue_execute(run_id)) if to_state == RunState.APPROVED else None
+        ),
+    )
 
 
 def review_decide(
@@ -456,17 +460,6 @@ def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision
                 f"the run is {exc.from_state} now, no longer awaiting review"
             ) from None
     return task
-
-
-RUN_STATE_AFTER = {
-    ReviewOutcome.ACCEPTED: RunState.APPROVED,
-    ReviewOutcome.EDITED: RunState.APPROVED,
-    ReviewOutcome.REJECTED: RunState.REJECTED,
-    # Suggest mode: the person acted outside Handrail; never executed.
-    ReviewOutcome.USED: RunState.RECORDED,
-    ReviewOutcome.USED_EDITED: RunState.RECORDED,
-    ReviewOutcome.DISCARDED: RunState.RECORDED,
-}
 
 
 def _json_param(value) -> str | None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from automations.models import GuardrailVerdict, Label, ModelCall, ReviewTask, Run
 from automations.services.reviews import review_claim_next
 from tests.factories import (
+    PROPOSED,
     AutomationFactory,
     EventFactory,
     IntentFactory,
@@ -19,12 +20,6 @@ from tests.factories import (
     UserFactory,
 )
 
-PROPOSED = {
-    "intent": "route_ticket",
-    "arguments": {"team": "billing", "priority": "p2"},
-    "confidence": 0.55,
-    "rationale": "Invoice question.",
-}
 HTMX = {"HX-Request": "true"}
 
 
@@ -32,11 +27,6 @@ HTMX = {"HX-Request": "true"}
 def enqueue_execute():
     with mock.patch("automations.services.dispatch.enqueue_execute") as patched:
         yield patched
-
-
-@pytest.fixture
-def rosa(db):
-    return UserFactory(username="rosa", roles=["reviewer"])
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from automations.services.reviews import (
     review_release,
 )
 from tests.factories import (
+    PROPOSED,
     AutomationFactory,
     IntentFactory,
     ReviewTaskFactory,
@@ -34,18 +35,7 @@ from tests.factories import (
     UserFactory,
 )
 
-PROPOSED = {
-    "intent": "route_ticket",
-    "arguments": {"team": "billing", "priority": "p2"},
-    "confidence": 0.55,
-    "rationale": "Invoice question.",
-}
 LEASE = timedelta(seconds=600)
-
-
-@pytest.fixture
-def rosa(db):
-    return UserFactory(username="rosa", roles=["reviewer"])
 
 
 @pytest.fixture
