@@ -46,10 +46,12 @@ class Run(models.Model):
     """One run per event; its state only changes through services.runs.run_transition."""
 
     event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="run")
-    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="runs")
+    automation = models.ForeignKey(
+        Automation, on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
     segment = models.CharField(max_length=100, blank=True)
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.RECEIVED)
-    trace_id = models.CharField(max_length=32, db_index=True)
+    trace_id = models.CharField(max_length=32)
     effective_mode = models.CharField(max_length=20, choices=Mode.choices, blank=True)
     # The validated intent the model (or rules) proposed:
     # {"intent": ..., "arguments": {...}, "confidence": ..., "rationale": ...}.
@@ -64,6 +66,8 @@ class Run(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["automation", "state"], name="run_automation_state"),
+            # Exact lookups only: no varchar_pattern_ops twin as db_index=True would add.
+            models.Index(fields=["trace_id"], name="run_trace_id"),
             models.Index(fields=["automation", "created_at"], name="run_automation_created"),
         ]
 
@@ -157,8 +161,10 @@ class ReviewOutcome(models.TextChoices):
 
 class ReviewTask(models.Model):
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="review_task")
+    # The partial indexes below lead with automation; a whole-table FK index
+    # would only add a write to every claim and decision.
     automation = models.ForeignKey(
-        Automation, on_delete=models.PROTECT, related_name="review_tasks"
+        Automation, on_delete=models.PROTECT, related_name="review_tasks", db_index=False
     )
     kind = models.CharField(
         max_length=10, choices=[("approve", "approve"), ("suggest", "suggest")], default="approve"
@@ -168,12 +174,22 @@ class ReviewTask(models.Model):
         max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING
     )
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # review_claimed_by, partial
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # review_decided_by, partial
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=20, choices=ReviewOutcome.choices, blank=True)
@@ -196,7 +212,17 @@ class ReviewTask(models.Model):
                 name="review_open_by_state",
                 condition=models.Q(state__in=["pending", "claimed"]),
             ),
-            models.Index(fields=["decided_by", "decided_at"], name="review_decided_by"),
+            models.Index(
+                fields=["decided_by", "decided_at"],
+                name="review_decided_by",
+                condition=models.Q(decided_by__isnull=False),
+            ),
+            # Who holds what: only live claims are in it.
+            models.Index(
+                fields=["claimed_by"],
+                name="review_claimed_by",
+                condition=models.Q(claimed_by__isnull=False),
+            ),
         ]
 
     def __str__(self):
@@ -208,7 +234,9 @@ class Label(models.Model):
 
     review_task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="label")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="labels")
-    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="labels")
+    automation = models.ForeignKey(
+        Automation, on_delete=models.PROTECT, related_name="labels", db_index=False
+    )  # label_export leads with it
     outcome = models.CharField(max_length=20, choices=ReviewOutcome.choices)
     model_intent = models.JSONField(null=True, blank=True)
     final_intent = models.JSONField(null=True, blank=True)
