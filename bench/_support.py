@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: a throwaway database, child processes, percentiles."""
+"""Helpers shared by the benchmarks: a throwaway database, child processes, CPU, percentiles."""
 
 import os
 import signal
@@ -125,3 +125,55 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+class CpuMeter:
+    """CPU seconds used by process groups, read from /proc (Linux)."""
+
+    def __init__(self, groups: dict[str, callable]):
+        self.groups = groups
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> dict[str, float]:
+        used = {name: sum(self._cpu(pid) for pid in pids()) for name, pids in self.groups.items()}
+        used["machine"] = self._machine()
+        return used
+
+    def _machine(self) -> float:
+        # Busy time of all CPUs: user, nice, system, irq, softirq, steal.
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(x) for x in fields]
+        return (sum(ticks[0:3]) + sum(ticks[5:8])) / self.tick
+
+    def _cpu(self, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def postgres_backends(db_name: str) -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db_name])
+        return [row[0] for row in cursor.fetchall()]

@@ -4,7 +4,8 @@ Usage:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/claims.py [--tasks 1000000] [--automations 20] \\
-        [--reviewers 32] [--seconds 20] [--processes 2] [--mode services|sql|bare] [--reuse]
+        [--reviewers 32] [--seconds 20] [--processes 2] [--stretch 10] \\
+        [--mode services|sql|bare] [--reuse]
 
 It creates (drops first) its own database `handrail_bench_claims` on the
 server of DATABASE_URL (`--db-name` to change), migrates it, bulk-loads
@@ -14,41 +15,49 @@ automations, then runs `--reviewers` reviewer threads, split over
 `--processes` processes so the GIL is not the limit. `--reuse` keeps an
 already loaded database of the same size (pending tasks are reset).
 
-Each reviewer loops: pick one of its own automations at random, claim the
-next task, decide it (approve 80 %, reject 20 %). `--mode services` (the
-default) calls the real services, `review_claim_next` (one statement on
-PostgreSQL) and `review_decide` (access check, Label, run transition);
-execution is not enqueued (the Celery hop is not part of this benchmark).
-`--mode sql` sends the services' own statements straight through psycopg,
-which shows what the ORM and Django cost; `--mode bare` runs the bare claim
-(`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`) and a
-one-statement decision, the ceiling to compare with.
+Each reviewer works one of its queues for a stretch of `--stretch` tasks
+(default 10), then another, until the time is up, approving 80 % and
+rejecting 20 %. Within a stretch each decision claims the next task in the
+same call, as the console's submit does; `--stretch 1` claims and decides
+separately every time. `--mode services` (the default) calls the real
+services: `review_claim_next` (one statement on PostgreSQL),
+`review_decide_and_claim_next` (a read, then one statement that closes the
+task, stores the Label, moves the run, records its transition and claims the
+next task) and `review_decide`; execution is not enqueued (the Celery hop is
+not part of this benchmark). `--mode sql` sends the services' own statements
+straight through psycopg, which shows what Django costs; `--mode bare` runs
+the bare claim (`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
+RETURNING`) and a one-statement decision without Label or run, the ceiling
+to compare with.
 
-Claim latency is the wall time of the claim call. After the run every claim
+A claim's latency is the wall time of the call that hands the task over: the
+claim alone, or the decision and claim together. After the run every claim
 is checked: a task claimed twice within one lease window (the lease outlives
 the run, and nothing is released, so any task claimed twice) is a double
 claim, and the database must agree with what the reviewers recorded.
 
-Prints claims/s, claim latency p50/p95/p99, decisions/s and double claims.
+Prints claims/s, claim latency p50/p95/p99, decisions/s, double claims, and
+the CPU each claim cost the reviewer processes and PostgreSQL (from /proc).
 
-Results on the 2-core development machine (2026-11-24, defaults: 1M tasks,
-20 automations, 32 reviewers in 2 processes, 20 s), back to back:
+Results on the 2-core development machine (2026-11-24, 1M tasks, 20
+automations, 32 reviewers in 2 processes, 15 s), back to back:
 
-    mode      claims/s   claim p50 / p95 / p99     double claims
-    services       939   11.1 / 30.4 / 44.3 ms     0
-    sql          1,345    8.9 / 20.3 / 28.3 ms     0
-    bare         1,870    7.3 / 20.3 / 29.9 ms     0
+    mode / stretch     claims/s  latency p50 / p95 / p99  CPU ms per claim
+    services / 10         1,276  20.9 / 44.8 / 60.0 ms     0.60 + pg 0.91
+    services / 1          1,133   9.5 / 24.5 / 34.7 ms     0.70 + pg 0.98
+    sql / 10              1,415  18.5 / 40.4 / 53.7 ms     0.43 + pg 0.93
+    bare / 10             2,674   9.3 / 25.8 / 39.5 ms     0.26 + pg 0.45
 
-and in a faster phase of the VM ten minutes later: services 1,247/s (8.8 / 22.8
-/ 32.1 ms), bare 2,493/s (5.5 / 15.6 / 23.0 ms).
-(Earlier the same day, in a faster phase of the VM, bare gave 2,954/s with
-p95 12.8 ms.) The target, 2,000 claims/s with p95 <= 15 ms while deciding, is
-not met. A claim is one statement (0.3 ms of Python CPU) and a decision two
-(a read, then one write that closes the task, stores the Label and moves the
-run; 0.6 ms of Python CPU); before these changes the services did 225/s. What
-is left is Django per call (services vs sql) and the second statement of the
-decision plus its validation (sql vs bare), on 2 cores shared with
-PostgreSQL; the p95 is mostly threads waiting for the GIL and the CPU.
+0 double claims in every run. The target, 2,000 claims/s with p95 <= 15 ms,
+is not met. The machine is saturated (CPUs 98 % busy) and PostgreSQL takes
+more of it than Python does: a decision writes the task, a Label, the run
+and its transition, about twice the bare statements' work (0.91 against
+0.45 ms of PostgreSQL CPU), and Django adds about 0.17 ms over psycopg. With
+32 reviewers deciding back to back and no time spent reading the case, the
+latency is the queue for the 2 cores (32 / throughput): at 1,276/s a whole
+decide-and-claim cycle takes 25 ms on average. History: the services did 225
+claims/s before the one-statement claim, 915/s before the decide-and-claim
+statement and the leaner indexes (the same day, same machine).
 """
 
 import argparse
@@ -67,8 +76,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench._support import (  # noqa: E402 (after the path is set)
     ROUTE_SCHEMA,
+    CpuMeter,
     bench_database_urls,
+    descendants,
     percentile,
+    postgres_backends,
 )
 
 REASONS = ("wrong_intent", "wrong_arguments", "policy", "duplicate")
@@ -83,6 +95,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--queues-per-reviewer", type=int, default=3)
+    parser.add_argument(
+        "--stretch",
+        type=int,
+        default=10,
+        help="tasks a reviewer decides in one queue before moving to another",
+    )
     parser.add_argument("--mode", choices=("services", "sql", "bare"), default="services")
     parser.add_argument("--db-name", default="handrail_bench_claims")
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
@@ -265,6 +283,19 @@ class ServicesReviewer:
         else:
             review_decide(task_id=task_id, user=self.user, action="reject", reject_reason=reason)
 
+    def decide_and_next(self, task_id: int, approve: bool, reason: str) -> int | None:
+        from automations.services.reviews import review_decide_and_claim_next
+
+        if approve:
+            _, following = review_decide_and_claim_next(
+                task_id=task_id, user=self.user, action="approve"
+            )
+        else:
+            _, following = review_decide_and_claim_next(
+                task_id=task_id, user=self.user, action="reject", reject_reason=reason
+            )
+        return following.pk if following else None
+
     def close(self) -> None:
         from django.db import connection
 
@@ -299,18 +330,26 @@ class SqlReviewer:
         row = row.fetchone()
         if row is None and self.conn.execute(SQL_ALLOWED, args).fetchone() is None:
             raise PermissionError("not a reviewer of this automation")
-        return row[0] if row else None
+        return row[1] if row else None  # (decided, id, ...)
 
     def decide(self, task_id: int, approve: bool, reason: str) -> None:
-        import json
-        from datetime import UTC, datetime
+        self._decide(task_id, approve, reason, claim_next=False)
 
-        from automations.services.review_statements import DECIDE_READ_SQL, DECIDE_WRITE_SQL
+    def decide_and_next(self, task_id: int, approve: bool, reason: str) -> int | None:
+        return self._decide(task_id, approve, reason, claim_next=True)
+
+    def _decide(self, task_id: int, approve: bool, reason: str, claim_next: bool) -> int | None:
+        import json
+        from datetime import UTC, datetime, timedelta
+
+        from automations.services import review_statements as sql
         from automations.services.reviews import arguments_errors
 
         now = datetime.now(UTC)
-        row = self.conn.execute(DECIDE_READ_SQL, {"task": task_id, "user": self.user_id})
-        state, _, holder, until, _, _, run_id, proposed, allowed, schema = row.fetchone()
+        row = self.conn.execute(sql.DECIDE_READ_SQL, {"task": task_id, "user": self.user_id})
+        state, _, holder, until, _, automation_id, run_id, proposed, allowed, schema = (
+            row.fetchone()
+        )
         if not allowed or state != "claimed" or holder != self.user_id or until <= now:
             raise RuntimeError(f"task {task_id} was no longer ours to decide")
         final = None
@@ -336,8 +375,14 @@ class SqlReviewer:
             "actor": self.actor,
             "reason": why,
         }
-        if self.conn.execute(DECIDE_WRITE_SQL, params).fetchone() is None:
+        if claim_next:
+            until = now + timedelta(seconds=600)
+            params |= {"automation": automation_id, "until": until}
+        statement = sql.DECIDE_AND_CLAIM_SQL if claim_next else sql.DECIDE_WRITE_SQL
+        rows = self.conn.execute(statement, params).fetchall()
+        if not rows or not rows[0][0]:
             raise RuntimeError(f"task {task_id} was no longer ours to decide")
+        return rows[1][1] if len(rows) > 1 else None
 
     def close(self) -> None:
         self.conn.close()
@@ -357,7 +402,8 @@ UPDATE automations_reviewtask SET state = 'done', claimed_by_id = NULL, decided_
     decided_at = now(), outcome = %(outcome)s, reject_reason = %(reason)s,
     review_ms = (extract(epoch FROM now() - claimed_at) * 1000)::int
 WHERE id = %(task)s AND state = 'claimed' AND claimed_by_id = %(user)s
-  AND lease_expires_at > now()"""
+  AND lease_expires_at > now()
+RETURNING automation_id"""
 
 
 class BareReviewer(SqlReviewer):
@@ -376,12 +422,30 @@ class BareReviewer(SqlReviewer):
             if self.conn.execute(SQL_BARE_DECIDE, args).rowcount != 1:
                 raise RuntimeError(f"task {task_id} was no longer ours to decide")
 
+    def decide_and_next(self, task_id: int, approve: bool, reason: str) -> int | None:
+        """The bare decision and the bare claim of the same queue, in one transaction."""
+        outcome = "accepted" if approve else "rejected"
+        args = {"user": self.user_id, "task": task_id, "outcome": outcome, "reason": reason}
+        with self.conn.transaction():
+            row = self.conn.execute(SQL_BARE_DECIDE, args).fetchone()
+            if row is None:
+                raise RuntimeError(f"task {task_id} was no longer ours to decide")
+            args["automation"] = row[0]
+            row = self.conn.execute(SQL_BARE_CLAIM, args).fetchone()
+            return row[0] if row else None
+
 
 REVIEWERS = {"services": ServicesReviewer, "sql": SqlReviewer, "bare": BareReviewer}
 
 
 def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, errors):
-    """One reviewer: claim, decide, repeat until the deadline; record what it claimed."""
+    """One reviewer: work one queue for a stretch, then another, until the deadline.
+
+    In a stretch each decision claims the next task with it, as the console's
+    submit does; the last one of the stretch is decided alone. A claim's
+    latency is the wall time of the call that hands the task over (for the
+    combined call, the decision included).
+    """
     rng = random.Random(user_id)
     latencies, claims, decisions = [], [], 0
     reviewer = None
@@ -389,18 +453,24 @@ def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, err
         reviewer = REVIEWERS[MODE](user_id, url)
         while time.perf_counter() < deadline:
             automation_id = rng.choice(automation_ids)
-            approve = rng.random() < 0.8
             started = time.perf_counter()
             task_id = reviewer.claim(automation_id)
-            elapsed = time.perf_counter() - started
-            if task_id is None:
-                continue
-            if started >= measure_from:
-                latencies.append(elapsed)
-            claims.append(task_id)
-            reviewer.decide(task_id, approve, rng.choice(REASONS))
-            if started >= measure_from:
-                decisions += 1
+            for left in range(STRETCH - 1, -1, -1):
+                if task_id is None:
+                    break
+                if started >= measure_from:
+                    latencies.append(time.perf_counter() - started)
+                claims.append(task_id)
+                approve, reason = rng.random() < 0.8, rng.choice(REASONS)
+                started = time.perf_counter()
+                if left and started < deadline:
+                    following = reviewer.decide_and_next(task_id, approve, reason)
+                else:
+                    reviewer.decide(task_id, approve, reason)
+                    following = None
+                if started >= measure_from:
+                    decisions += 1
+                task_id = following
     except Exception as exc:  # counted and printed; a failed reviewer must not hide the others
         errors.append(f"reviewer {user_id}: {type(exc).__name__}: {exc}")
     finally:
@@ -409,10 +479,10 @@ def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, err
     out.append((user_id, latencies, claims, decisions))
 
 
-def process_main(url, mode, reviewers, deadline_in, warmup, result_queue):
+def process_main(url, mode, stretch, reviewers, deadline_in, warmup, result_queue):
     """One worker process: its share of the reviewers as threads."""
-    global MODE
-    MODE = mode
+    global MODE, STRETCH
+    MODE, STRETCH = mode, stretch
     django_setup(url)
     now = time.perf_counter()
     deadline, measure_from = now + deadline_in, now + warmup
@@ -432,6 +502,7 @@ def process_main(url, mode, reviewers, deadline_in, warmup, result_queue):
 
 
 MODE = "services"
+STRETCH = 10
 
 
 def verify(results) -> tuple[int, list[str]]:
@@ -473,8 +544,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connections
 
-    if fresh:
-        call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0)  # a reused database may predate a migration
     automation_ids, own = catalog_load(args)
     if fresh:
         print(f"loading {args.tasks:,} tasks ...", flush=True)
@@ -495,7 +565,7 @@ def main() -> None:
     processes = [
         multiprocessing.get_context("fork").Process(
             target=process_main,
-            args=(url, args.mode, share, duration, args.warmup, results_queue),
+            args=(url, args.mode, args.stretch, share, duration, args.warmup, results_queue),
         )
         for share in shares
         if share
@@ -507,6 +577,18 @@ def main() -> None:
     )
     for process in processes:
         process.start()
+    # CPU over the measured window: the reviewers (this process's children) and PostgreSQL.
+    meter = CpuMeter(
+        {
+            "reviewers": lambda: [p for p in descendants(os.getpid()) if p != os.getpid()],
+            "postgres": lambda: postgres_backends(args.db_name),
+        }
+    )
+    time.sleep(args.warmup)
+    cpu_start = meter.read()
+    time.sleep(args.seconds - 0.5)
+    cpu = {name: used - cpu_start[name] for name, used in meter.read().items()}
+    connections.close_all()
     results, errors = [], []
     for _ in processes:
         out, errs = results_queue.get()
@@ -527,6 +609,12 @@ def main() -> None:
         f"p99 {percentile(ms, 99):.1f} ms  mean {statistics.fmean(ms) if ms else 0:.1f} ms"
     )
     print(f"decisions/s     {decisions / args.seconds:,.0f}")
+    measured = max(1, len(latencies)) * (args.seconds - 0.5) / args.seconds
+    print(
+        f"CPU ms per claim  reviewers {cpu['reviewers'] / measured * 1000:.2f}  "
+        f"postgres {cpu['postgres'] / measured * 1000:.2f}  "
+        f"(CPUs {cpu['machine'] / (args.seconds - 0.5) / (os.cpu_count() or 1):.0%} busy)"
+    )
     print(f"claims in total {total_claims:,} (warm-up included)")
     print(f"double claims   {doubles}")
     for line in errors[:10] + problems:

@@ -23,7 +23,12 @@ from django.utils import timezone
 
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
 from automations.services import dispatch
-from automations.services.review_statements import CLAIM_SQL, DECIDE_READ_SQL, DECIDE_WRITE_SQL
+from automations.services.review_statements import (
+    CLAIM_SQL,
+    DECIDE_AND_CLAIM_SQL,
+    DECIDE_READ_SQL,
+    DECIDE_WRITE_SQL,
+)
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState, check_transition
 from catalog.models import Automation, Intent, Role
@@ -78,15 +83,15 @@ def review_check_access(*, user: AbstractBaseUser, automation_id: int) -> None:
         raise PermissionDenied("you do not review this automation")
 
 
-def claimable_tasks(automation: Automation, now: datetime):
+def claimable_tasks(automation_id: int, now: datetime):
     """Open tasks anyone may claim: pending, or claimed with a lapsed lease."""
-    return ReviewTask.objects.filter(automation=automation).filter(
+    return ReviewTask.objects.filter(automation_id=automation_id).filter(
         Q(state=ReviewState.PENDING) | Q(state=ReviewState.CLAIMED, lease_expires_at__lt=now)
     )
 
 
 def _held_if_allowed(
-    *, user: AbstractBaseUser, automation: Automation, now: datetime
+    *, user: AbstractBaseUser, automation_id: int, now: datetime
 ) -> ReviewTask | None:
     """The user's live claim on the queue, if any; PermissionDenied if they may not work it."""
     held = (
@@ -101,7 +106,7 @@ def _held_if_allowed(
     )
     rows = list(
         reviewable_automations(user)
-        .filter(pk=automation.pk)
+        .filter(pk=automation_id)
         .annotate(held_id=Subquery(held))
         .values_list("held_id", flat=True)
     )
@@ -110,28 +115,37 @@ def _held_if_allowed(
     return None if rows[0] is None else ReviewTask.objects.get(pk=rows[0])
 
 
+def _review_tasks(cursor) -> list[tuple[bool, ReviewTask]]:
+    """The (decided, task) rows of a review statement, as models (cheaper than raw())."""
+    alias = cursor.db.alias
+    return [(row[0], ReviewTask.from_db(alias, None, row[1:])) for row in cursor.fetchall()]
+
+
 def _claim_postgresql(
-    *, user: AbstractBaseUser, automation: Automation, now: datetime
+    *, user: AbstractBaseUser, automation_id: int, now: datetime
 ) -> ReviewTask | None:
     params = {
-        "automation": automation.pk,
+        "automation": automation_id,
         "user": user.pk,
         "now": now,
         "until": now + lease_duration(),
     }
-    task = next(iter(ReviewTask.objects.raw(CLAIM_SQL, params)), None)
-    if task is None:
-        review_check_access(user=user, automation_id=automation.pk)  # else: queue empty
-    return task
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(CLAIM_SQL, params)
+        rows = _review_tasks(cursor)
+    if not rows:
+        review_check_access(user=user, automation_id=automation_id)  # else: queue empty
+        return None
+    return rows[0][1]
 
 
-def _claim_orm(*, user: AbstractBaseUser, automation: Automation, now: datetime):
+def _claim_orm(*, user: AbstractBaseUser, automation_id: int, now: datetime):
     with transaction.atomic():
-        held = _held_if_allowed(user=user, automation=automation, now=now)
+        held = _held_if_allowed(user=user, automation_id=automation_id, now=now)
         if held is not None:
             return held
         task = (
-            claimable_tasks(automation, now)
+            claimable_tasks(automation_id, now)
             .order_by("created_at", "id")
             .select_for_update(skip_locked=True)
             .first()
@@ -161,8 +175,8 @@ def review_claim_next(
     if not has_role(user, Role.REVIEWER, Role.ADMIN):
         raise PermissionDenied("you do not review this automation")
     if transaction.get_connection().vendor == "postgresql":
-        return _claim_postgresql(user=user, automation=automation, now=now)
-    return _claim_orm(user=user, automation=automation, now=now)
+        return _claim_postgresql(user=user, automation_id=automation.pk, now=now)
+    return _claim_orm(user=user, automation_id=automation.pk, now=now)
 
 
 def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
@@ -235,6 +249,17 @@ def arguments_errors(schema: dict, arguments) -> dict[str, str]:
             continue
         errors.setdefault(path, error.message)
     return errors
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the reviewer submitted, as review_decide takes it."""
+
+    action: str
+    arguments: dict | None
+    intent: str | None
+    reject_reason: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -319,22 +344,21 @@ def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> R
     return task
 
 
-def _decision(
-    *, open_task: _OpenTask, action: str, intent, arguments, reject_reason: str, note: str
-) -> tuple[str, dict | None]:
+def _decision(*, open_task: _OpenTask, decision: _Decision) -> tuple[str, dict | None]:
     """The outcome and final intent of a decision, validated; raise ReviewInvalid otherwise."""
+    action, reject_reason = decision.action, decision.reject_reason
     allowed = SUGGEST_ACTIONS if open_task.kind == "suggest" else APPROVE_ACTIONS
     if action not in allowed:
         raise ReviewInvalid({"action": f"must be one of {', '.join(allowed)} for this task"})
     if action == "reject":
         if reject_reason not in REJECT_REASON_CODES:
             raise ReviewInvalid({"reject_reason": "choose a reason from the list"})
-        if reject_reason == "other" and not note.strip():
+        if reject_reason == "other" and not decision.note.strip():
             raise ReviewInvalid({"note": "explain the reason in the note"})
         return ReviewOutcome.REJECTED, None
     if action == "discard":
         return ReviewOutcome.DISCARDED, None
-    final = _final_intent(open_task=open_task, intent=intent, arguments=arguments)
+    final = _final_intent(open_task=open_task, intent=decision.intent, arguments=decision.arguments)
     proposed = open_task.proposed
     unchanged = final["intent"] == proposed.get("intent") and final["arguments"] == proposed.get(
         "arguments"
@@ -391,24 +415,48 @@ def review_decide(
     RunNotAwaitingReview, PermissionDenied or ReviewTask.DoesNotExist; on any
     of them nothing is changed. Approval enqueues execution on commit.
     """
-    now = now or timezone.now()
-    decision = {
-        "action": action,
-        "intent": intent,
-        "arguments": arguments,
-        "reject_reason": reject_reason,
-        "note": note or "",
-    }
+    decision = _Decision(action, arguments, intent, reject_reason, note or "")
+    decided, _ = _decide(task_id, user, now or timezone.now(), decision, claim_next=False)
+    return decided
+
+
+def review_decide_and_claim_next(
+    *,
+    task_id: int,
+    user: AbstractBaseUser,
+    action: str,
+    arguments: dict | None = None,
+    intent: str | None = None,
+    reject_reason: str = "",
+    note: str = "",
+    now: datetime | None = None,
+) -> tuple[ReviewTask, ReviewTask | None]:
+    """review_decide, then lease the next task of the same queue: (decided, next or None).
+
+    The console's submit. On PostgreSQL the decision and the claim are one
+    statement, one commit; the claim happens only if the decision was
+    written, so any refusal leaves both undone.
+    """
+    decision = _Decision(action, arguments, intent, reject_reason, note or "")
+    return _decide(task_id, user, now or timezone.now(), decision, claim_next=True)
+
+
+def _decide(task_id: int, user, now: datetime, decision: _Decision, *, claim_next: bool):
     if transaction.get_connection().vendor == "postgresql":
-        return _decide_postgresql(task_id=task_id, user=user, now=now, decision=decision)
-    return _decide_orm(task_id=task_id, user=user, now=now, decision=decision)
+        return _decide_postgresql(task_id, user, now, decision, claim_next=claim_next)
+    with transaction.atomic():
+        decided = _decide_orm(task_id=task_id, user=user, now=now, decision=decision)
+        following = None
+        if claim_next:
+            following = _claim_orm(user=user, automation_id=decided.automation_id, now=now)
+    return decided, following
 
 
 def _run_reason(outcome: str, reject_reason: str) -> str:
     return f"review: {outcome}" + (f" ({reject_reason})" if reject_reason else "")
 
 
-def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: dict):
+def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: _Decision):
     with transaction.atomic():
         task = _lock_open_task(task_id=task_id, user=user, now=now)
         run = task.run
@@ -420,7 +468,7 @@ def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision
             proposed=run.proposed_intent or {},
             proposed_schema=task.proposed_schema,
         )
-        outcome, final = _decision(open_task=open_task, **decision)
+        outcome, final = _decision(open_task=open_task, decision=decision)
         claimed_at = task.claimed_at or now
         task.state = ReviewState.DONE
         task.claimed_by = None
@@ -428,8 +476,8 @@ def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision
         task.decided_at = now
         task.review_ms = max(0, int((now - claimed_at).total_seconds() * 1000))
         task.outcome = outcome
-        task.reject_reason = decision["reject_reason"] if outcome == ReviewOutcome.REJECTED else ""
-        task.note = decision["note"]
+        task.reject_reason = decision.reject_reason if outcome == ReviewOutcome.REJECTED else ""
+        task.note = decision.note
         task.save(
             update_fields=[
                 "state",
@@ -471,10 +519,11 @@ def _json_column(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _decide_postgresql(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: dict):
+def _decide_postgresql(task_id: int, user, now: datetime, decision: _Decision, *, claim_next):
     if not has_role(user, Role.REVIEWER, Role.ADMIN):
         raise PermissionDenied("you do not review this automation")
-    with transaction.get_connection().cursor() as cursor:
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
         cursor.execute(DECIDE_READ_SQL, {"task": task_id, "user": user.pk})
         row = cursor.fetchone()
     if row is None:
@@ -499,8 +548,8 @@ def _decide_postgresql(*, task_id: int, user: AbstractBaseUser, now: datetime, d
         proposed=proposed or {},
         proposed_schema=_json_column(proposed_schema),
     )
-    outcome, final = _decision(open_task=open_task, **decision)
-    reject_reason = decision["reject_reason"] if outcome == ReviewOutcome.REJECTED else ""
+    outcome, final = _decision(open_task=open_task, decision=decision)
+    reject_reason = decision.reject_reason if outcome == ReviewOutcome.REJECTED else ""
     to_state = RUN_STATE_AFTER[outcome]
     check_transition(RunState.AWAITING_REVIEW, to_state)
     params = {
@@ -510,7 +559,7 @@ def _decide_postgresql(*, task_id: int, user: AbstractBaseUser, now: datetime, d
         "now": now,
         "outcome": outcome,
         "reject_reason": reject_reason,
-        "note": decision["note"],
+        "note": decision.note,
         "model_intent": _json_param(proposed),
         "final": _json_param(final),
         "diff": _json_param(intent_diff(proposed, final)),
@@ -519,12 +568,20 @@ def _decide_postgresql(*, task_id: int, user: AbstractBaseUser, now: datetime, d
         "actor": f"user:{user.get_username()}",
         "reason": _run_reason(outcome, reject_reason),
     }
-    task = next(iter(ReviewTask.objects.raw(DECIDE_WRITE_SQL, params)), None)
-    if task is None:
+    sql = DECIDE_WRITE_SQL
+    if claim_next:
+        sql = DECIDE_AND_CLAIM_SQL
+        params |= {"automation": automation_id, "until": now + lease_duration()}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = _review_tasks(cursor)
+    decided = next((task for is_decided, task in rows if is_decided), None)
+    if decided is None:
         _refusal_after_write(task_id=task_id, run_id=run_id, user=user, now=now)
     if to_state == RunState.APPROVED:
         transaction.on_commit(lambda: dispatch.enqueue_execute(run_id))
-    return task
+    following = next((task for is_decided, task in rows if not is_decided), None)
+    return decided, following
 
 
 def _refusal_after_write(*, task_id: int, run_id: int, user: AbstractBaseUser, now: datetime):

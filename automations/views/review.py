@@ -24,7 +24,7 @@ from automations.services.reviews import (
     ReviewInvalid,
     RunNotAwaitingReview,
     review_claim_next,
-    review_decide,
+    review_decide_and_claim_next,
     review_release,
 )
 from catalog.models import Role
@@ -136,7 +136,7 @@ def decide(request, pk: int):
         if errors:
             return _invalid(request, task, errors)
     try:
-        decided = review_decide(
+        decided, following = review_decide_and_claim_next(
             task_id=pk,
             user=request.user,
             action=action,
@@ -149,7 +149,7 @@ def decide(request, pk: int):
         return _invalid(request, task, exc.errors)
     except REFUSALS as exc:
         return _refused(request, pk, str(exc))
-    return _after(request, task, status=decision_status(decided), claim_next=True)
+    return _after(request, task, status=decision_status(decided), decided=True, following=following)
 
 
 def task_intent(task) -> str:
@@ -187,20 +187,21 @@ def _queues_panel(request, *, status: str, empty_queue: str = ""):
     return push_url(response, reverse("review:home"))
 
 
-def _after(request, task, *, status: str, claim_next: bool = False):
-    """After a decision (or release): the next task of the queue, or the queues."""
-    # Not after a release: the oldest task may be the one just put back.
-    following = None
-    if claim_next:
-        following = review_claim_next(user=request.user, automation=task.automation)
+def _after(request, task, *, status: str, decided: bool = False, following=None):
+    """After a decision (or release): the next task of the queue, or the queues.
+
+    `following` is the task a decision claimed along with it (None when the
+    queue is empty); a release claims none, as the oldest task may be the one
+    just put back.
+    """
     if following is not None:
         return _show_task(request, following.pk, status=status)
-    empty = f"No pending tasks in {task.automation.name}." if claim_next else ""
+    empty = f"No pending tasks in {task.automation.name}." if decided else ""
     if _partial(request):
         return _queues_panel(
             request,
             status=f"{status} {empty}".strip(),
-            empty_queue=task.automation.name if claim_next else "",
+            empty_queue=task.automation.name if decided else "",
         )
     request.session[STATUS_KEY] = status
     if empty:

@@ -23,6 +23,7 @@ from automations.services.reviews import (
     RunNotAwaitingReview,
     review_claim_next,
     review_decide,
+    review_decide_and_claim_next,
     review_expire_leases,
     review_release,
 )
@@ -496,6 +497,68 @@ def test_reviewer_must_claim_before_deciding(automation, reviewer):
 
     with pytest.raises(LeaseExpired, match="claim it first"):
         review_decide(task_id=task.pk, user=reviewer, action="reject", reject_reason="policy")
+
+
+# Deciding and claiming the next task in one go (the console's submit).
+
+
+def test_decide_and_claim_next_leases_the_next_oldest_task_of_the_queue(
+    automation, reviewer, rosa, enqueue_execute
+):
+    now = timezone.now()
+    first = make_task(automation, age_minutes=30)
+    taken = make_task(automation, age_minutes=20)
+    following = make_task(automation, age_minutes=10)
+    other_queue = AutomationFactory(slug="other-queue", reviewers=[reviewer])
+    make_task(other_queue, age_minutes=60)
+    assert review_claim_next(user=reviewer, automation=automation, now=now).pk == first.pk
+    assert review_claim_next(user=rosa, automation=automation, now=now).pk == taken.pk
+
+    decided, got = review_decide_and_claim_next(
+        task_id=first.pk, user=reviewer, action="reject", reject_reason="policy", now=now
+    )
+
+    assert (decided.pk, decided.state, decided.outcome) == (first.pk, "done", "rejected")
+    assert got.pk == following.pk
+    following.refresh_from_db()
+    assert (following.state, following.claimed_by, following.lease_expires_at) == (
+        "claimed",
+        reviewer,
+        now + LEASE,
+    )
+    assert Label.objects.get(review_task=first).outcome == "rejected"
+
+
+def test_decide_and_claim_next_on_an_empty_queue_decides_and_gives_nothing(
+    automation, reviewer, enqueue_execute
+):
+    task = claimed(automation, reviewer)
+
+    decided, got = review_decide_and_claim_next(task_id=task.pk, user=reviewer, action="approve")
+
+    assert got is None
+    assert decided.outcome == "accepted"
+    assert Run.objects.get(pk=task.run_id).state == "approved"
+
+
+def test_a_refused_decision_claims_nothing(automation, reviewer, enqueue_execute):
+    now = timezone.now()
+    task = claimed(automation, reviewer, now=now)
+    waiting = make_task(automation)
+    Run.objects.filter(pk=task.run_id).update(state="halted")
+    before = snapshot(task)
+
+    with pytest.raises(RunNotAwaitingReview, match="halted"):
+        review_decide_and_claim_next(task_id=task.pk, user=reviewer, action="approve", now=now)
+    with pytest.raises(LeaseExpired):
+        review_decide_and_claim_next(
+            task_id=task.pk, user=reviewer, action="approve", now=now + LEASE
+        )
+
+    assert snapshot(task) == before
+    waiting.refresh_from_db()
+    assert (waiting.state, waiting.claimed_by) == ("pending", None)
+    enqueue_execute.assert_not_called()
 
 
 # Selectors.
