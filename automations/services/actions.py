@@ -279,6 +279,15 @@ def attempt_record(
         number,
         delivery.status_code or delivery.error,
     )
+    if delivery.ok and transaction.get_connection().vendor == "postgresql":
+        return _record_delivered_postgresql(
+            run=run,
+            action=action,
+            attempt=attempt,
+            delivery=delivery,
+            duration_ms=duration_ms,
+            actor=actor,
+        )
     with transaction.atomic():
         ActionAttempt.objects.filter(pk=attempt.pk).update(
             duration_ms=duration_ms,
@@ -303,6 +312,63 @@ def attempt_record(
         if delivery.retryable:
             reason = f"gave up after {number} attempts: {delivery.error}"
         return run_fail(run=run, action=action, actor=actor, reason=reason)
+
+
+# A delivered attempt in one statement (the common case, once per autonomous
+# decision): the attempt's answer, the action succeeded, and the run executed
+# with its transition if it is still executing (as the ORM path below, the
+# answer is kept even when the run moved on meanwhile).
+DELIVERED_SQL = """
+WITH moved AS (
+    UPDATE automations_run SET state = 'executed', reason = %(reason)s
+    WHERE id = %(run)s AND state = 'executing'
+    RETURNING id
+), attempt AS (
+    UPDATE automations_actionattempt
+    SET duration_ms = %(duration_ms)s, status_code = %(status_code)s, error = %(error)s,
+        response_excerpt = %(excerpt)s, retryable = %(retryable)s
+    WHERE id = %(attempt)s
+), action AS (
+    UPDATE automations_action SET state = 'succeeded', last_error = '', completed_at = %(now)s
+    WHERE id = %(action)s AND state = 'pending'
+)
+INSERT INTO automations_runtransition (run_id, from_state, to_state, actor, reason, at)
+SELECT id, 'executing', 'executed', %(actor)s, %(reason)s, %(now)s FROM moved
+RETURNING id
+"""
+
+
+def _record_delivered_postgresql(
+    *,
+    run: Run,
+    action: Action,
+    attempt: ActionAttempt,
+    delivery: Delivery,
+    duration_ms: int,
+    actor: str,
+) -> AttemptOutcome:
+    reason = f"delivered: receiver answered {delivery.status_code}"
+    params = {
+        "run": run.pk,
+        "attempt": attempt.pk,
+        "action": action.pk,
+        "duration_ms": duration_ms,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+        "excerpt": delivery.response_excerpt,
+        "retryable": delivery.retryable,
+        "reason": reason,
+        "actor": actor,
+        "now": timezone.now(),
+    }
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(DELIVERED_SQL, params)
+        moved = cursor.fetchone() is not None
+    if not moved:
+        current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+        return skip(str(IllegalTransition(current or "gone", RunState.EXECUTED)))
+    run.state, run.reason = RunState.EXECUTED, reason
+    return AttemptOutcome("done", detail=reason)
 
 
 def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:

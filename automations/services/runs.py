@@ -2,8 +2,10 @@
 
 import socket
 from collections.abc import Callable
+from functools import cache
 
 from django.db import transaction
+from django.utils import timezone
 
 from automations.models import Run, RunTransition
 from automations.states import IllegalTransition, check_transition
@@ -34,19 +36,47 @@ def run_transition(
     values = {"state": to_state, **(fields or {})}
     if reason:
         values.setdefault("reason", reason)
-    # No savepoint: callers nest this in their own transaction, and a lost race
-    # raises only after the block, having written nothing (two round trips saved).
-    with transaction.atomic(savepoint=False):
-        moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values)
-        if moved == 1:
-            RunTransition.objects.create(
-                run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
-            )
-            if on_commit is not None:
-                transaction.on_commit(on_commit)
-    if moved != 1:
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        moved = _move_postgresql(run, from_state, to_state, actor, reason, values, connection)
+        if moved and on_commit is not None:
+            transaction.on_commit(on_commit)
+    else:
+        # No savepoint: callers nest this in their own transaction, and a lost race
+        # raises only after the block, having written nothing.
+        with transaction.atomic(savepoint=False):
+            moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values) == 1
+            if moved:
+                RunTransition.objects.create(
+                    run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
+                )
+                if on_commit is not None:
+                    transaction.on_commit(on_commit)
+    if not moved:
         current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
         raise IllegalTransition(current or "gone", to_state)
     for name, value in values.items():
         setattr(run, name, value)
     return run
+
+
+def _move_postgresql(run, from_state, to_state, actor, reason, values, connection) -> bool:
+    """The guarded UPDATE and its transition row in one statement (atomic on its own)."""
+    fields = [Run._meta.get_field(name) for name in values]
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    params += [run.pk, from_state, from_state, to_state, actor, reason, timezone.now()]
+    with connection.cursor() as cursor:
+        cursor.execute(_transition_sql(tuple(field.column for field in fields)), params)
+        return cursor.fetchone() is not None
+
+
+@cache
+def _transition_sql(columns: tuple[str, ...]) -> str:
+    assignments = ", ".join(f'"{column}" = %s' for column in columns)
+    run_table, transition_table = Run._meta.db_table, RunTransition._meta.db_table
+    return (
+        "WITH moved AS ("  # noqa: S608 (table and column names from the models, values bound)
+        f" UPDATE {run_table} SET {assignments} WHERE id = %s AND state = %s RETURNING id"
+        f") INSERT INTO {transition_table} (run_id, from_state, to_state, actor, reason, at)"
+        " SELECT id, %s, %s, %s, %s, %s FROM moved RETURNING id"
+    )
