@@ -88,6 +88,10 @@ class Automation(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by database triggers (migration catalog 0003) whenever the
+    # automation, one of its intents, do-not-automate rules or segment policies
+    # is written, by any path: workers cache that configuration under it.
+    config_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     history = HistoricalRecords(m2m_fields=[reviewers])
 

@@ -18,7 +18,6 @@ execute_run.
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from automations.guardrails import guardrails_run, strictest
@@ -33,6 +32,7 @@ from automations.services.actions import AttemptOutcome, action_attempt, attempt
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation
+from catalog.snapshots import automation_config_attach
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -63,9 +63,7 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
         wait = deciding_lease_left(run=run, automation=automation)
         if wait > 0:
             raise DecisionInProgress(wait)
-    # Every check reads these; without a segment no segment policy can apply.
-    related = ["intents", "do_not_automate"] + (["segments"] if run.segment else [])
-    prefetch_related_objects([automation], *related)
+    automation_config_attach(automation)  # intents, rules, policies: cached per version
     if run.state == RunState.RECEIVED:
         try:
             run_transition(run=run, to_state=RunState.DECIDING, actor=actor)
