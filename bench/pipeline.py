@@ -50,48 +50,53 @@ functions. `--queries` skips the benchmark and prints the SQL queries, the
 transactions and the CPU time of each step of one decision, run in process.
 
 Results on the 2-core development machine (2026-11-24, default arguments,
-openai provider, other processes 1 % of the CPU). This VM's speed drifts by up
-to ~40 % within minutes, so compare only back-to-back runs:
+openai provider). This VM's speed drifts by up to ~40 % within minutes (the
+same code measured 65 and 79 decisions/s an hour apart), so compare only
+back-to-back runs:
 
-    (a) max throughput      74-75 decisions/s (target >= 150); 24.2 ms of CPU per
-                            decision: api 5.3, worker main 1.3, worker
-                            children 12.3, postgres 3.6, redis 0.3, test
-                            servers 0.7, producer 0.8; CPUs 90 % busy
-    (b) offered 50/s        overhead p50 15.9-16.7, p95 24-25, p99 27.5-28.9 ms
+    (a) max throughput      78.8-79.4 decisions/s (target >= 150); 22.8-23.2 ms
+                            of CPU per decision: api 5.1-5.8, worker main
+                            1.3-1.5, worker children 10.8-11.4, postgres 3.3,
+                            redis 0.2, test servers 0.7, producer 0.7
+    (b) offered 50/s        overhead p50 17.1-19.2, p95 26-27, p99 29.5-30.8 ms
                             (target p50 <= 15, p99 <= 60); by stage p50:
-                            queue -> decide 7.0, decide 2.9, decision ->
-                            attempt 2.9, attempt 3.2; API answer p50 7.5 ms
+                            queue -> decide 6.5, decide 3.1, decision ->
+                            attempt 4.5, attempt 2.5; API answer p50 8.9 ms
 
-Where the time goes: the pipeline is CPU-bound, about 23-24 ms of CPU per
-decision over all processes, so 2 cores cap it near 80 decisions/s; 150/s
-needs about 13 ms. `--queries` counts 37 SQL statements per decision (ingest 8,
-decide and first attempt in one task 29; 5 commits). In the worker, deciding
-is ~70 % of the task (the openai SDK call ~25 %, the catalog prefetches ~12 %,
-recording the decision ~13 %) and the attempt ~30 %; an ORM statement costs
-0.3-0.7 ms of client CPU against ~0.05 ms through a raw cursor, and the four
-run transitions (UPDATE + INSERT each) are ~16 % on their own.
+Where the time goes: the pipeline is CPU-bound, about 23 ms of CPU per
+decision over all processes, so 2 cores cap it near 85 decisions/s; 150/s
+needs about 13 ms. `--queries` counts 20 SQL statements per decision (ingest
+4, decide and first attempt in one task 16). Sampling the worker children
+with py-spy (--gil) under load: the openai SDK call ~15 % (of which ~5 % is
+its request transform), recording the decision ~13 %, reserving the attempt
+~12 %, the webhook POST ~7 %, the budget guardrail's SUM ~5 %; across all of
+it Django compiling ORM statements is ~17 %. The API spends about half of its
+CPU in Django's request cycle and the token check (3 queries).
 
-What changed this round, measured back to back: Celery's Django fixup closed
-the database connection around every task (CELERY_DB_REUSE_MAX plus a
-prerun/postrun hook: 14 -> 35/s); execution reserves its attempt in one locked
-transaction (32 -> 18 statements: 35 -> ~55/s); one task per autonomous
-decision (the decide task makes the first attempt: 60 -> 75/s, p50 at 50/s
-28 -> 21 ms); server-side binding with prepared statements (postgres 5.0 ->
-3.0 ms of CPU per decision); the rate limit in one Redis round trip.
+What changed this session, measured back to back: run transitions are one
+statement each (the guarded UPDATE and the transition row in one CTE), a
+delivered attempt is recorded in one statement, and ingest writes the event,
+run and first transition in one (ON CONFLICT on the key): 37 -> 20
+statements per decision and 65.5 -> 79.4 decisions/s back to back. Each
+automation's intents, rules and segment policies are cached per worker
+process under Automation.config_version, which database triggers bump on any
+write to them (a kill switch applies to the very next decision). Earlier:
+Celery's Django fixup closed the database connection around every task
+(14 -> 35/s); execution reserves its attempt in one locked transaction;
+one task per autonomous decision; prepared statements.
 
 What would lift it further, largest first:
-1. Record the decision and reserve the first attempt in one transaction, and
-   send the hot INSERTs/UPDATEs (run transitions above all) as prepared raw
-   SQL, as the reviewer console's decision already does.
-2. Cache catalog reads (automation, intents, rules, policies, token) per
-   process under a configuration version; the kill switch stays a fresh read
-   at execution time.
-3. A leaner ingest: ~5 ms of CPU in gunicorn, of which the view is ~2.3; the
-   rest is middleware the API does not need and building the task message.
-4. The budget guardrail sums today's ModelCall rows on every decision: 0.1 ms
-   now, a sequential scan once an automation has hundreds of thousands of
-   calls a day. A per-automation daily spend row, updated in the decision's
-   transaction, keeps it constant.
+1. Reserve the first attempt inside the decision's own transaction (the run
+   row is already locked there): one commit and three statements less, and
+   most of the 4.5 ms between decision and attempt.
+2. The remaining ORM writes on the hot path (ModelCall, verdicts, Action,
+   ActionAttempt) as prepared SQL: each ORM statement costs 0.3-0.7 ms of
+   client CPU against ~0.05 ms through a cursor.
+3. The API: one query for the token and its automations, and a leaner
+   middleware stack for /api/.
+4. The budget guardrail sums today's ModelCall rows on every decision: a
+   per-automation daily spend row, updated in the decision's transaction,
+   keeps it constant as the day's volume grows.
 """
 
 import argparse
