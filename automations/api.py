@@ -34,8 +34,8 @@ from automations.ratelimit import rate_limit_hit
 from automations.run_detail import RunDetailOut, run_detail, run_for_detail
 from automations.services.ingestion import IdempotencyConflict, event_ingest
 from automations.traceparent import trace_id_from_traceparent
-from catalog.models import ApiToken, Automation
-from catalog.tokens import token_allows, token_authenticate
+from catalog.models import ApiToken
+from catalog.tokens import token_allows, token_authenticate, token_automation
 
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
 CLIENT_MAX_LENGTH = 100
@@ -214,10 +214,12 @@ def _responses_doc(statuses) -> dict:
 def event_create(request: HttpRequest, slug: str):
     """Store the event once per idempotency key and answer with its run."""
     token = request.auth
-    automation = Automation.objects.filter(slug=slug).first() if SLUG_RE.fullmatch(slug) else None
+    automation, allowed = (
+        token_automation(token, slug) if SLUG_RE.fullmatch(slug) else (None, False)
+    )
     if automation is None:
         raise ApiError(404, "not_found", f"no automation {slug!r}")
-    if not token_allows(token, automation.pk):
+    if not allowed:
         raise ApiError(403, "forbidden", "this token is not allowed for this automation")
     limited = rate_limit_hit(key=f"token:{token.pk}")
     if not limited.allowed:

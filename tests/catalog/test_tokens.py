@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from catalog.models import ApiToken
-from catalog.tokens import token_allows, token_authenticate, token_issue
+from catalog.tokens import token_allows, token_authenticate, token_automation, token_issue
 from tests.factories import AutomationFactory
 
 
@@ -131,3 +131,14 @@ def test_command_refuses_an_empty_name(db):
         run_issue("  ")
 
     assert not ApiToken.objects.exists()
+
+
+def test_token_automation_finds_the_automation_and_says_whether_the_token_may_use_it(db):
+    triage, billing = AutomationFactory(slug="triage"), AutomationFactory(slug="billing")
+    limited, _ = token_issue(name="limited", automations=[triage])
+    everything, _ = token_issue(name="everything")
+
+    assert token_automation(limited, "triage") == (triage, True)
+    assert token_automation(limited, "billing") == (billing, False)
+    assert token_automation(everything, "billing") == (billing, True)
+    assert token_automation(everything, "nope") == (None, False)
