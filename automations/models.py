@@ -118,6 +118,29 @@ class ModelCall(models.Model):
         return f"{self.provider} call for run {self.run_id}"
 
 
+class DailySpend(models.Model):
+    """What an automation's model calls cost on one UTC day; the budget guardrail reads it.
+
+    Kept by services.spend.model_call_record in the transaction that records
+    each call, so the guardrail reads one row however many calls the day had.
+    """
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # daily_spend_unique_day leads with it
+    day = models.DateField()
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "day"], name="daily_spend_unique_day")
+        ]
+
+    def __str__(self):
+        return f"{self.automation_id} {self.day}: ${self.cost_usd}"
+
+
 class Verdict(models.TextChoices):
     PASS = "pass"  # noqa: S105 (a verdict, not a password)
     REVIEW = "review"

@@ -23,13 +23,14 @@ from django.utils import timezone
 from automations.guardrails import guardrails_run, strictest
 from automations.guardrails.base import CheckResult, GuardrailContext
 from automations.matching import event_document
-from automations.models import GuardrailVerdict, ModelCall, ReviewTask, Run, RunTransition
+from automations.models import GuardrailVerdict, ReviewTask, Run, RunTransition
 from automations.providers import provider_for
 from automations.providers.base import ProviderResult
 from automations.providers.openai import ATTEMPTS
 from automations.routing import Route, effective_mode, route_decide
 from automations.services.actions import AttemptOutcome, action_attempt, attempt_make, skip
 from automations.services.runs import run_transition
+from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation
 from catalog.snapshots import automation_config_attach
@@ -180,7 +181,7 @@ def _record(
     )
     if result is not None:
         call = result.call
-        ModelCall.objects.create(
+        model_call_record(
             run=run,
             automation=automation,
             provider=call.provider,

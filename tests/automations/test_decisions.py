@@ -11,6 +11,7 @@ from automations.models import ModelCall, ReviewTask, Run, RunTransition
 from automations.services.actions import AttemptOutcome
 from automations.services.decisions import DecisionInProgress, run_advance, run_decide
 from automations.services.runs import run_transition
+from automations.services.spend import model_call_record
 from automations.tasks import decide_run, execute_run
 from tests.factories import (
     AutomationFactory,
@@ -208,7 +209,7 @@ def test_twin_decide_task_run_in_process_gives_up_instead_of_looping():
 def test_budget_spent_sends_to_review_without_calling_the_model(django_capture_on_commit_callbacks):
     run = make_run(provider="openai", model="gpt-4.1-mini", daily_budget_usd=Decimal("1.00"))
     earlier = RunFactory(event=EventFactory(automation=run.automation))
-    ModelCall.objects.create(
+    model_call_record(
         run=earlier, automation=run.automation, provider="openai", cost_usd=Decimal("1.20")
     )
     decide(run, django_capture_on_commit_callbacks)

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,7 +8,8 @@ from automations import guardrails
 from automations.guardrails import GUARDRAILS, GuardrailContext, guardrails_run, strictest
 from automations.guardrails.base import CheckResult
 from automations.matching import event_document
-from automations.models import ModelCall
+from automations.models import DailySpend
+from automations.services.spend import model_call_record
 from catalog.models import Automation
 from tests.factories import (
     AutomationFactory,
@@ -210,7 +211,7 @@ def test_a_rule_that_cannot_be_evaluated_sends_the_run_to_review():
 def spend(automation, *amounts):
     run = RunFactory(event=EventFactory(automation=automation))
     for amount in amounts:
-        ModelCall.objects.create(
+        model_call_record(
             run=run, automation=automation, provider="openai", cost_usd=Decimal(amount)
         )
 
@@ -237,6 +238,18 @@ def test_yesterdays_spend_does_not_count_today():
     spend(automation, "30")
     tomorrow = timezone.now() + timedelta(days=1)
     assert result_of("budget", context(automation, now=tomorrow)).verdict == "pass"
+
+
+def test_the_day_s_spend_is_one_row_that_adds_up_every_call():
+    automation = AutomationFactory(provider="openai")
+    other = AutomationFactory(provider="openai")
+    spend(automation, "0.10", "0.25", "1.000001")
+    spend(other, "7")
+
+    today = DailySpend.objects.get(automation=automation)
+    assert (today.cost_usd, today.calls) == (Decimal("1.350001"), 3)
+    assert today.day == timezone.now().astimezone(UTC).date()
+    assert DailySpend.objects.get(automation=other).cost_usd == Decimal("7")
 
 
 def test_the_rules_provider_has_no_budget():

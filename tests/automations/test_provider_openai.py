@@ -6,10 +6,12 @@ from decimal import Decimal
 
 import pytest
 
+from automations.models import DailySpend, Run
 from automations.providers import provider_for
 from automations.providers.prompt import decision_schema
 from automations.providers.strict import nulls_drop, schema_strict
-from tests.factories import AutomationFactory, IntentFactory
+from automations.services.decisions import run_decide
+from tests.factories import AutomationFactory, EventFactory, IntentFactory, RunFactory
 from tests.support.model_server import ModelServer, Response, completion, error, refusal
 
 KEY_ENV = "HANDRAIL_TEST_MODEL_KEY"
@@ -412,3 +414,27 @@ def test_intent_definitions_move_to_the_root_of_the_decision_schema():
         "$ref": "#/$defs/route_ticket__item"
     }
     assert schema["$defs"] == {"route_ticket__item": {"type": "string"}}
+
+
+def test_decisions_add_their_cost_to_the_day_and_a_spent_budget_stops_the_next_call(
+    automation, server
+):
+    # gpt-4.1-mini at 1000 + 500 tokens: $0.0012 a call; two calls spend the budget.
+    automation.daily_budget_usd = Decimal("0.002")
+    automation.save()
+    runs = [
+        RunFactory(event=EventFactory(automation=automation, payload=DOCUMENT["payload"]))
+        for _ in range(3)
+    ]
+    for _ in range(2):
+        server.enqueue(completion(GOOD, prompt_tokens=1000, completion_tokens=500))
+
+    for run in runs:
+        run_decide(run_id=run.pk, actor="worker:test")
+
+    today = DailySpend.objects.get(automation=automation)
+    assert (today.cost_usd, today.calls) == (Decimal("0.002400"), 2)
+    assert len(server.requests) == 2
+    last = Run.objects.get(pk=runs[2].pk)
+    assert last.state == "awaiting_review"
+    assert "daily model budget spent" in last.reason

@@ -1,0 +1,43 @@
+"""Model calls and what they cost per automation and UTC day (the budget guardrail's figure)."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from automations.models import DailySpend, ModelCall
+
+# An upsert that adds to the day's row (PostgreSQL and SQLite spell it alike).
+SPEND_ADD_SQL = f"""
+INSERT INTO {DailySpend._meta.db_table} (automation_id, day, cost_usd, calls)
+VALUES (%s, %s, %s, 1)
+ON CONFLICT (automation_id, day)
+DO UPDATE SET cost_usd = {DailySpend._meta.db_table}.cost_usd + excluded.cost_usd,
+              calls = {DailySpend._meta.db_table}.calls + 1
+"""  # noqa: S608 (the table name from the model, values bound)
+
+
+def spend_day(moment: datetime):
+    return moment.astimezone(UTC).date()
+
+
+def model_call_record(**fields) -> ModelCall:
+    """Store a model call and add its cost to its automation's spend of the day, together."""
+    with transaction.atomic(savepoint=False):
+        call = ModelCall.objects.create(**fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                SPEND_ADD_SQL,
+                [call.automation_id, spend_day(call.created_at), Decimal(call.cost_usd or 0)],
+            )
+    return call
+
+
+def spend_today(*, automation, now: datetime) -> Decimal:
+    """What `automation`'s model calls cost on the UTC day of `now`: one row, however busy."""
+    spent = (
+        DailySpend.objects.filter(automation_id=automation.pk, day=spend_day(now))
+        .values_list("cost_usd", flat=True)
+        .first()
+    )
+    return spent or Decimal(0)
