@@ -54,30 +54,35 @@ openai provider). This VM's speed drifts by up to ~40 % within minutes (the
 same code measured 65 and 79 decisions/s an hour apart), so compare only
 back-to-back runs:
 
-    (a) max throughput      78.8-79.4 decisions/s (target >= 150); 22.8-23.2 ms
+    (a) max throughput      74.6-79.4 decisions/s (target >= 150); 22.8-24.1 ms
                             of CPU per decision: api 5.1-5.8, worker main
-                            1.3-1.5, worker children 10.8-11.4, postgres 3.3,
-                            redis 0.2, test servers 0.7, producer 0.7
-    (b) offered 50/s        overhead p50 17.1-19.2, p95 26-27, p99 29.5-30.8 ms
+                            1.3-1.6, worker children 10.8-11.6, postgres
+                            3.2-3.3, redis 0.2-0.3, test servers 0.7-0.8,
+                            producer 0.7-0.9
+    (b) offered 50/s        overhead p50 17.1-19.2, p95 26-29, p99 29.5-37.0 ms
                             (target p50 <= 15, p99 <= 60); by stage p50:
                             queue -> decide 6.5, decide 3.1, decision ->
                             attempt 4.5, attempt 2.5; API answer p50 8.9 ms
 
 Where the time goes: the pipeline is CPU-bound, about 23 ms of CPU per
 decision over all processes, so 2 cores cap it near 85 decisions/s; 150/s
-needs about 13 ms. `--queries` counts 20 SQL statements per decision (ingest
-4, decide and first attempt in one task 16). Sampling the worker children
-with py-spy (--gil) under load: the openai SDK call ~15 % (of which ~5 % is
-its request transform), recording the decision ~13 %, reserving the attempt
-~12 %, the webhook POST ~7 %, the budget guardrail's SUM ~5 %; across all of
-it Django compiling ORM statements is ~17 %. The API spends about half of its
-CPU in Django's request cycle and the token check (3 queries).
+needs about 13 ms. `--queries` counts 20 SQL statements per decision
+(ingest 3; decide and first attempt in one task 17, the daily spend row
+included). Sampling the worker children with py-spy (--gil) under load: the
+openai SDK call ~15 % (of which ~5 % is its request transform), recording
+the decision ~13 %, reserving the attempt ~12 %, the webhook POST ~7 %, the
+budget guardrail's SUM ~5 % (now one row); across all of it Django
+compiling ORM statements is ~17 %. In the API (py-spy on a gunicorn worker)
+the token check was ~23 %, enqueueing the decision through Celery ~17 % and
+the ingest statement ~10 %.
 
 What changed this session, measured back to back: run transitions are one
 statement each (the guarded UPDATE and the transition row in one CTE), a
 delivered attempt is recorded in one statement, and ingest writes the event,
 run and first transition in one (ON CONFLICT on the key): 37 -> 20
-statements per decision and 65.5 -> 79.4 decisions/s back to back. Each
+statements per decision (before the spend row) and 65.5 -> 79.4
+decisions/s back to back. The API
+finds the automation and checks the token's scope in one query. Each
 automation's intents, rules and segment policies are cached per worker
 process under Automation.config_version, which database triggers bump on any
 write to them (a kill switch applies to the very next decision). Earlier:
@@ -92,11 +97,11 @@ What would lift it further, largest first:
 2. The remaining ORM writes on the hot path (ModelCall, verdicts, Action,
    ActionAttempt) as prepared SQL: each ORM statement costs 0.3-0.7 ms of
    client CPU against ~0.05 ms through a cursor.
-3. The API: one query for the token and its automations, and a leaner
+3. The API: the token lookup and the automation in one query, and a leaner
    middleware stack for /api/.
-4. The budget guardrail sums today's ModelCall rows on every decision: a
-   per-automation daily spend row, updated in the decision's transaction,
-   keeps it constant as the day's volume grows.
+The budget guardrail now reads one DailySpend row per automation and day,
+kept in the transaction that records each model call, instead of summing
+the day's calls (a scan that grew with the day's volume).
 """
 
 import argparse
