@@ -137,3 +137,12 @@ class ReviewTaskFactory(factory.django.DjangoModelFactory):
     run = factory.SubFactory(RunFactory, state="awaiting_review")
     automation = factory.LazyAttribute(lambda t: t.run.automation)
     reason = "mode approve: a person approves every action"
+
+
+# A rules-provider rule that routes invoice questions to billing.
+BILLING_RULE = {
+    "when": {"field": "payload.body", "matches": "(?i)invoice"},
+    "intent": "route_ticket",
+    "arguments": {"team": "billing", "priority": "p2"},
+    "confidence": 0.9,
+}

@@ -21,7 +21,7 @@ from automations.adapters import UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
 from automations.adapters.webhook import timeout_seconds
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
-from automations.services.runs import run_transition
+from automations.services.runs import run_transition, transition_refused
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation, Intent, Mode, SegmentPolicy
 
@@ -365,8 +365,7 @@ def _record_delivered_postgresql(
         cursor.execute(DELIVERED_SQL, params)
         moved = cursor.fetchone() is not None
     if not moved:
-        current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-        return skip(str(IllegalTransition(current or "gone", RunState.EXECUTED)))
+        return skip(str(transition_refused(run.pk, RunState.EXECUTED)))
     run.state, run.reason = RunState.EXECUTED, reason
     return AttemptOutcome("done", detail=reason)
 

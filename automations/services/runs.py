@@ -53,11 +53,16 @@ def run_transition(
                 if on_commit is not None:
                     transaction.on_commit(on_commit)
     if not moved:
-        current = Run.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-        raise IllegalTransition(current or "gone", to_state)
+        raise transition_refused(run.pk, to_state)
     for name, value in values.items():
         setattr(run, name, value)
     return run
+
+
+def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
+    """The error for a guarded move that changed nothing, naming the state the run is in now."""
+    current = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
+    return IllegalTransition(current or "gone", to_state)
 
 
 def _move_postgresql(run, from_state, to_state, actor, reason, values, connection) -> bool:

@@ -14,6 +14,7 @@ from automations.services.runs import run_transition
 from automations.services.spend import model_call_record
 from automations.tasks import decide_run, execute_run
 from tests.factories import (
+    BILLING_RULE,
     AutomationFactory,
     DoNotAutomateRuleFactory,
     EventFactory,
@@ -23,13 +24,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-BILLING_RULE = {
-    "when": {"field": "payload.body", "matches": "(?i)invoice"},
-    "intent": "route_ticket",
-    "arguments": {"team": "billing", "priority": "p2"},
-    "confidence": 0.9,
-}
 
 
 def make_run(*, mode="autonomous", body="Where is my invoice?", segment="", rules=None, **kwargs):

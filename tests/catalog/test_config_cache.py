@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from automations.services.decisions import run_advance
 from catalog.models import Automation, DoNotAutomateRule, Intent, SegmentPolicy
 from tests.factories import (
+    BILLING_RULE,
     AutomationFactory,
     DoNotAutomateRuleFactory,
     EventFactory,
@@ -16,13 +17,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-BILLING_RULE = {
-    "when": {"field": "payload.body", "matches": "(?i)invoice"},
-    "intent": "route_ticket",
-    "arguments": {"team": "billing", "priority": "p2"},
-    "confidence": 0.9,
-}
 
 
 def version(automation) -> int:
