@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from automations.models import DailySpend, ModelCall
+from reviewapp.rows import from_row, insert_rows, select_list
 
 # An upsert that adds to the day's row (PostgreSQL and SQLite spell it alike).
 SPEND_ADD_SQL = f"""
@@ -15,6 +16,10 @@ ON CONFLICT (automation_id, day)
 DO UPDATE SET cost_usd = {DailySpend._meta.db_table}.cost_usd + excluded.cost_usd,
               calls = {DailySpend._meta.db_table}.calls + 1
 """  # noqa: S608 (the table name from the model, values bound)
+SPEND_READ_SQL = (
+    f"SELECT {select_list(DailySpend, 'd')} FROM {DailySpend._meta.db_table} d"  # noqa: S608
+    " WHERE d.automation_id = %s AND d.day = %s"
+)
 
 
 def spend_day(moment: datetime):
@@ -24,7 +29,8 @@ def spend_day(moment: datetime):
 def model_call_record(**fields) -> ModelCall:
     """Store a model call and add its cost to its automation's spend of the day, together."""
     with transaction.atomic(savepoint=False):
-        call = ModelCall.objects.create(**fields)
+        call = ModelCall(**fields)
+        insert_rows([call])
         with connection.cursor() as cursor:
             cursor.execute(
                 SPEND_ADD_SQL,
@@ -35,9 +41,7 @@ def model_call_record(**fields) -> ModelCall:
 
 def spend_today(*, automation, now: datetime) -> Decimal:
     """What `automation`'s model calls cost on the UTC day of `now`: one row, however busy."""
-    spent = (
-        DailySpend.objects.filter(automation_id=automation.pk, day=spend_day(now))
-        .values_list("cost_usd", flat=True)
-        .first()
-    )
-    return spent or Decimal(0)
+    with connection.cursor() as cursor:
+        cursor.execute(SPEND_READ_SQL, [automation.pk, spend_day(now)])
+        row = cursor.fetchone()
+    return from_row(DailySpend, row).cost_usd if row else Decimal(0)

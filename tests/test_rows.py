@@ -1,0 +1,87 @@
+"""Hand-written hot-path SQL builds and stores rows exactly as the ORM would."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from automations.models import DailySpend, GuardrailVerdict, ModelCall, Run
+from catalog.models import Automation
+from reviewapp.rows import from_row, insert_rows, select_list
+from tests.factories import AutomationFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def fetch(model, pk):
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {select_list(model, 't')} FROM {table} t WHERE t.id = %s", [pk])  # noqa: S608
+        return from_row(model, cursor.fetchone())
+
+
+def test_from_row_builds_what_the_orm_builds():
+    run = RunFactory(proposed_intent={"intent": "route_ticket", "arguments": {"team": "billing"}})
+    automation = AutomationFactory(rules=[{"when": {"field": "payload.body"}}], daily_budget_usd=12)
+
+    for model, pk in ((Run, run.pk), (Automation, automation.pk)):
+        built, loaded = fetch(model, pk), model.objects.get(pk=pk)
+        fields = [field.attname for field in model._meta.concrete_fields]
+        assert {f: getattr(built, f) for f in fields} == {f: getattr(loaded, f) for f in fields}
+        assert not built._state.adding
+
+    # JSON comes back as Python values, not text; datetimes aware; decimals exact.
+    built = fetch(Run, run.pk)
+    assert built.proposed_intent["arguments"] == {"team": "billing"}
+    assert built.created_at.tzinfo is not None
+
+
+def test_from_row_converts_decimals_and_dates():
+    automation = AutomationFactory()
+    spend = DailySpend.objects.create(
+        automation=automation, day=date(2026, 11, 24), cost_usd=Decimal("0.001234"), calls=3
+    )
+
+    built = fetch(DailySpend, spend.pk)
+
+    assert (built.day, built.cost_usd, built.calls) == (date(2026, 11, 24), Decimal("0.001234"), 3)
+
+
+def test_insert_rows_stores_what_save_stores_and_sets_pks():
+    run = RunFactory()
+    verdicts = [
+        GuardrailVerdict(
+            run=run, position=i, check_name=name, verdict="pass", reason="", details={"n": i}
+        )
+        for i, name in enumerate(["segment_policy", "confidence", "budget"])
+    ]
+    call = ModelCall(
+        run=run,
+        automation=run.automation,
+        provider="openai",
+        model="gpt-4.1-mini",
+        cost_usd=Decimal("0.0012"),
+        raw_output='{"intent": "x"}',
+    )
+
+    insert_rows(verdicts)
+    insert_rows([call])
+
+    stored = list(GuardrailVerdict.objects.filter(run=run).order_by("position"))
+    assert [v.pk for v in stored] == [v.pk for v in verdicts]
+    assert [(v.check_name, v.details) for v in stored] == [
+        ("segment_policy", {"n": 0}),
+        ("confidence", {"n": 1}),
+        ("budget", {"n": 2}),
+    ]
+    loaded = ModelCall.objects.get(pk=call.pk)
+    assert (loaded.cost_usd, loaded.raw_output) == (Decimal("0.0012"), '{"intent": "x"}')
+    # auto_now_add is filled in as save() would, on the instance and in the row.
+    assert call.created_at is not None and loaded.created_at == call.created_at
+    assert not call._state.adding
+
+
+def test_insert_rows_of_nothing_does_nothing():
+    insert_rows([])
+    assert not GuardrailVerdict.objects.exists()
