@@ -1,10 +1,12 @@
 """Turn an approved run into its one side effect, one delivery attempt at a time (layer 6).
 
-Each attempt is reserved in one short transaction (the action, the move to
-executing and an ActionAttempt row marked in flight), sent outside any
-transaction, then recorded. The reservation locks the run row, re-reads the
+Each attempt is reserved in a transaction that holds the run's row lock (the
+action, the move to executing and an ActionAttempt row marked in flight),
+sent outside any transaction, then recorded. The reservation re-reads the
 kill switch and refuses while another attempt is in flight, so duplicate or
-concurrent tasks never send twice at once.
+concurrent tasks never send twice at once. The first attempt of a run the
+model approved is reserved in the decision's own transaction; every other
+attempt in a short one of its own (attempt_make).
 """
 
 import logging
@@ -14,16 +16,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from automations.adapters import UnknownAdapter, adapter_for
+from automations.adapters import Adapter, UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
 from automations.adapters.webhook import timeout_seconds
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
 from automations.services.runs import run_transition, transition_refused
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation, Intent, Mode, SegmentPolicy
+from reviewapp.rows import insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,17 @@ IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
 # The modes in which Handrail itself acts; shadow and suggest never do.
 ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
+
+
+# The automation's mode and its segment's policy (if any) as they are now: one
+# prepared statement before every attempt.
+EXECUTION_POLICY_SQL = f"""
+SELECT a.mode, p.enabled, p.mode
+FROM {Automation._meta.db_table} a
+LEFT JOIN {SegmentPolicy._meta.db_table} p
+    ON p.automation_id = a.id AND p.key = %(segment)s AND %(segment)s <> ''
+WHERE a.id = %(automation)s
+"""  # noqa: S608 (table names from the models, values bound)
 
 
 @dataclass(frozen=True)
@@ -102,26 +116,12 @@ def intent_for(run: Run) -> Intent | None:
 
 def execution_block(*, run: Run) -> str:
     """Why the run may not act right now, read fresh from the database; "" when it may."""
-    policy = None
-    if run.segment:
-        # One query for the usual case: the segment's policy and the automation's mode.
-        policy = (
-            SegmentPolicy.objects.filter(automation_id=run.automation_id, key=run.segment)
-            .order_by()
-            .values_list("enabled", "mode", "automation__mode")
-            .first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            EXECUTION_POLICY_SQL, {"automation": run.automation_id, "segment": run.segment}
         )
-    if policy is not None:
-        enabled, policy_mode, mode = policy
-    else:
-        enabled, policy_mode = True, ""
-        mode = (
-            Automation.objects.filter(pk=run.automation_id)
-            .order_by()
-            .values_list("mode", flat=True)
-            .first()
-        )
-    if not enabled:
+        mode, enabled, policy_mode = cursor.fetchone()
+    if enabled is not None and not enabled:
         return f"segment {run.segment} switched off after approval"
     if policy_mode:
         mode = policy_mode
@@ -188,76 +188,83 @@ def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> Att
     return AttemptOutcome("failed", detail=reason)
 
 
-def attempt_reserve(
-    *, run: Run, adapter: str, config: dict, problem: str, actor: str
-) -> tuple[Action, ActionAttempt] | AttemptOutcome:
-    """Reserve the next attempt in one transaction under the run's row lock; or say why not.
+@dataclass(frozen=True)
+class Reserved:
+    """An attempt reserved and committed as in flight, ready to send."""
 
-    Under the lock, in order: the run is still approved or executing, its one
-    action is made or read, no other attempt is in flight, the kill switch and
-    mode are re-read (a switched-off run is halted, never sent), an approved run
-    moves to executing, a `problem` (no intent, unknown adapter) fails it, and
-    the attempt row is written marked in flight. A twin task waits on the lock
-    and then sees what this one did; the unique constraints settle anything the
-    lock cannot (SQLite), and the loser of such a race changes nothing.
+    action: Action
+    attempt: ActionAttempt
+    adapter: Adapter
+    config: dict
+
+
+def attempt_reserve_locked(
+    *, run: Run, intent: Intent | None, actor: str
+) -> Reserved | AttemptOutcome:
+    """Reserve the next attempt of `run`, whose row the caller's transaction has locked.
+
+    `run.state` must be what the caller read under that lock, approved or
+    executing; `intent` is the catalog intent its final intent names (None
+    when there is none). In order: an intent without adapter settles the run
+    (nothing to send), its one action is made or read, no other attempt may be
+    in flight, the kill switch and mode are re-read (a switched-off run is
+    halted, never sent), an approved run moves to executing, a problem (no
+    intent, unknown adapter) fails it, and the attempt row is written marked
+    in flight. The decision's own transaction calls it for a run it has just
+    approved; attempt_make calls it for every other attempt.
     """
-    limit = max_attempts(config)
-    lost_after = timedelta(seconds=4 * timeout_seconds(config) + 30)
+    if intent is not None and not intent.action_adapter:
+        return run_without_action(run=run, intent=intent, actor=actor)
+    adapter, problem = None, ""
+    if intent is None:
+        name = (run.final_intent or {}).get("intent")
+        problem = f"intent {name} no longer exists" if name else "the run has no final intent"
+    else:
+        try:
+            adapter = adapter_for(intent.action_adapter)
+        except UnknownAdapter as exc:
+            problem = str(exc)
+    config = (intent.action_config or {}) if intent else {}
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            state = (
-                Run.objects.select_for_update()
-                .filter(pk=run.pk)
-                .values_list("state", flat=True)
-                .first()
-            )
-            if state not in (RunState.APPROVED, RunState.EXECUTING):
-                return skip(f"run is {state or 'gone'}")
-            run.state = state
-            action, created = action_get_or_new(run=run, adapter=adapter)
-            if action.state != ActionState.PENDING:
-                return skip(f"action is {action.state}")
-            last = None if created else action.attempts.order_by("-number").first()
-            if last is not None and last.status_code is None and last.error == IN_FLIGHT:
-                if now - last.started_at < lost_after:
-                    # Another task is sending; come back once it must have answered or died.
-                    wait = (last.started_at + lost_after - now).total_seconds()
-                    return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
-                ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
-            block = execution_block(run=run)
-            if created and (block or problem):
-                action.save(force_insert=True)  # kept, halted or failed, with the run
-            if block:
-                return run_halt(run=run, action=action, actor=actor, reason=block)
-            if state == RunState.APPROVED:
-                run_transition(
-                    run=run,
-                    to_state=RunState.EXECUTING,
-                    actor=actor,
-                    reason="delivering the action",
-                )
-            if problem:
-                return run_fail(run=run, action=action, actor=actor, reason=problem)
-            number = (last.number if last else 0) + 1
-            if number > limit:
-                return run_fail(
-                    run=run,
-                    action=action,
-                    actor=actor,
-                    reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
-                )
-            action.attempt_count = number
-            if created:
-                action.save(force_insert=True)
-            else:
-                Action.objects.filter(pk=action.pk).update(attempt_count=number)
-            attempt = ActionAttempt.objects.create(
-                action=action, number=number, started_at=now, error=IN_FLIGHT
-            )
-    except IntegrityError:
-        return skip("a concurrent task reserved this attempt first")
-    return action, attempt
+    action, created = action_get_or_new(run=run, adapter=intent.action_adapter if intent else "")
+    if action.state != ActionState.PENDING:
+        return skip(f"action is {action.state}")
+    last = None if created else action.attempts.order_by("-number").first()
+    if last is not None and last.status_code is None and last.error == IN_FLIGHT:
+        lost_after = timedelta(seconds=4 * timeout_seconds(config) + 30)
+        if now - last.started_at < lost_after:
+            # Another task is sending; come back once it must have answered or died.
+            wait = (last.started_at + lost_after - now).total_seconds()
+            return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
+        ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
+    block = execution_block(run=run)
+    if created and (block or problem):
+        insert_rows([action])  # kept, halted or failed, with the run
+    if block:
+        return run_halt(run=run, action=action, actor=actor, reason=block)
+    if run.state == RunState.APPROVED:
+        run_transition(
+            run=run, to_state=RunState.EXECUTING, actor=actor, reason="delivering the action"
+        )
+    if problem:
+        return run_fail(run=run, action=action, actor=actor, reason=problem)
+    number = (last.number if last else 0) + 1
+    limit = max_attempts(config)
+    if number > limit:
+        return run_fail(
+            run=run,
+            action=action,
+            actor=actor,
+            reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
+        )
+    action.attempt_count = number
+    if created:
+        insert_rows([action])
+    else:
+        Action.objects.filter(pk=action.pk).update(attempt_count=number)
+    attempt = ActionAttempt(action=action, number=number, started_at=now, error=IN_FLIGHT)
+    insert_rows([attempt])
+    return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
 
 
 def attempt_record(
@@ -389,39 +396,42 @@ def attempt_make(*, run: Run, intent: Intent | None, actor: str) -> AttemptOutco
     """Make at most one delivery attempt for `run`, read moments ago in approved or executing.
 
     `intent` is the catalog intent its final intent names (None when there is none).
-    Everything that decides whether to send (state, action, attempt in flight,
-    kill switch, mode) is read again under the run's row lock by attempt_reserve.
+    The attempt is reserved in one short transaction under the run's row lock,
+    which re-reads everything that decides whether to send (state, action,
+    attempt in flight, kill switch, mode); a twin task waits on the lock and
+    then sees what this one did. The unique constraints settle anything the
+    lock cannot (SQLite), and the loser of such a race changes nothing.
     """
-    if intent is not None and not intent.action_adapter:
-        return run_without_action(run=run, intent=intent, actor=actor)
-    adapter, problem = None, ""
-    if intent is None:
-        name = (run.final_intent or {}).get("intent")
-        problem = f"intent {name} no longer exists" if name else "the run has no final intent"
-    else:
-        try:
-            adapter = adapter_for(intent.action_adapter)
-        except UnknownAdapter as exc:
-            problem = str(exc)
-    config = (intent.action_config or {}) if intent else {}
-    reserved = attempt_reserve(
-        run=run,
-        adapter=intent.action_adapter if intent else "",
-        config=config,
-        problem=problem,
-        actor=actor,
-    )
+    try:
+        with transaction.atomic():
+            state = (
+                Run.objects.select_for_update()
+                .filter(pk=run.pk)
+                .values_list("state", flat=True)
+                .first()
+            )
+            if state not in (RunState.APPROVED, RunState.EXECUTING):
+                return skip(f"run is {state or 'gone'}")
+            run.state = state
+            reserved = attempt_reserve_locked(run=run, intent=intent, actor=actor)
+    except IntegrityError:
+        return skip("a concurrent task reserved this attempt first")
     if isinstance(reserved, AttemptOutcome):
         return reserved
-    action, attempt = reserved
+    return attempt_send(run=run, reserved=reserved, actor=actor)
+
+
+def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
+    """Send a committed reservation, outside any transaction, and record its answer."""
+    action, config = reserved.action, reserved.config
     body = action_body(run=run, action=action)
     started = time.monotonic()
-    delivery = adapter.deliver(action=action, run=run, config=config, body=body)
+    delivery = reserved.adapter.deliver(action=action, run=run, config=config, body=body)
     duration_ms = int((time.monotonic() - started) * 1000)
     return attempt_record(
         run=run,
         action=action,
-        attempt=attempt,
+        attempt=reserved.attempt,
         delivery=delivery,
         duration_ms=duration_ms,
         config=config,

@@ -8,32 +8,42 @@ still deciding does not call the model again: the run in `deciding` is leased
 to the worker that moved it there, and only taken over once the lease is over
 (that worker was lost).
 
-The decide task calls run_advance: once a decision commits a run as approved,
-the same task makes its first delivery attempt (services/actions.py reserves
-it under the run's row lock and re-reads the kill switch), one queue hop less
-than enqueueing execute_run; retries and reviewer approvals still go through
-execute_run.
+The decide task calls run_advance: a decision that approves the run also
+reserves its first delivery attempt in the same transaction, under the row
+lock its own update took (services/actions.py re-reads the kill switch
+there), and the same task sends it once that commits: no queue hop and no
+second transaction. Retries and reviewer approvals go through execute_run.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from automations.guardrails import guardrails_run, strictest
 from automations.guardrails.base import CheckResult, GuardrailContext
 from automations.matching import event_document
-from automations.models import GuardrailVerdict, ReviewTask, Run, RunTransition
+from automations.models import Event, GuardrailVerdict, ReviewTask, Run, RunTransition
 from automations.providers import provider_for
 from automations.providers.base import ProviderResult
 from automations.providers.openai import ATTEMPTS
 from automations.routing import Route, effective_mode, route_decide
-from automations.services.actions import AttemptOutcome, action_attempt, attempt_make, skip
+from automations.services.actions import (
+    AttemptOutcome,
+    Reserved,
+    action_attempt,
+    attempt_reserve_locked,
+    attempt_send,
+    skip,
+)
 from automations.services.runs import run_transition
 from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation
 from catalog.snapshots import automation_config_attach
+from reviewapp.rows import from_row, insert_rows, select_list
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -49,6 +59,13 @@ class DecisionInProgress(Exception):
         self.countdown = countdown
 
 
+@dataclass(frozen=True)
+class _Decided:
+    run: Run
+    # The first attempt of an approved run, when asked for: reserved, or why not.
+    first_attempt: Reserved | AttemptOutcome | None = None
+
+
 def run_decide(*, run_id: int, actor: str) -> Run | None:
     """Decide a run in `received` exactly once; None when there is nothing (left) to decide.
 
@@ -56,7 +73,12 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
     worker deciding it was lost); before that DecisionInProgress says when to
     look again, so a twin delivery never calls the model a second time.
     """
-    run = Run.objects.select_related("event", "automation").filter(pk=run_id).first()
+    decided = _decide(run_id=run_id, actor=actor, reserve=False)
+    return None if decided is None else decided.run
+
+
+def _decide(*, run_id: int, actor: str, reserve: bool) -> _Decided | None:
+    run = _run_load(run_id)
     if run is None or run.state not in (RunState.RECEIVED, RunState.DECIDING):
         return None
     automation = run.automation
@@ -101,6 +123,7 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
             result=result,
             decision=ctx.decision,
             actor=actor,
+            reserve=reserve,
         )
     except IllegalTransition:
         return None  # a twin delivery recorded it first; ours rolled back
@@ -109,22 +132,48 @@ def run_decide(*, run_id: int, actor: str) -> Run | None:
 def run_advance(*, run_id: int, actor: str) -> AttemptOutcome:
     """Take a run as far as it goes on its own: decide it if received, then attempt if approved.
 
-    The first delivery attempt of an autonomous decision runs right after the
-    decision commits, in the same task, instead of one queue hop later; it goes
-    through the same reservation (row lock, one action, kill switch re-read) as
-    every other attempt. Safe to run twice: a run decided before (the worker
-    was lost after the commit) is not decided again but carried on from where
-    it stands, and a run in any other state is left as it is.
+    The first delivery attempt of an autonomous decision is reserved in the
+    decision's transaction and sent right after it commits, in the same task,
+    instead of one queue hop later; the reservation is the same as every other
+    attempt's (one action, kill switch re-read, nothing else in flight). Safe
+    to run twice: a run decided before (the worker was lost after the commit)
+    is not decided again but carried on from where it stands, and a run in any
+    other state is left as it is.
     """
-    run = run_decide(run_id=run_id, actor=actor)
-    if run is None:
+    decided = _decide(run_id=run_id, actor=actor, reserve=True)
+    if decided is None:
         return action_attempt(run_id=run_id, actor=actor)
-    if run.state != RunState.APPROVED:
-        return skip(f"run is {run.state}")
-    name = (run.final_intent or {}).get("intent")
-    # The intents were prefetched for the guardrails moments ago.
-    intent = next((i for i in run.automation.intents.all() if i.name == name), None)
-    return attempt_make(run=run, intent=intent, actor=actor)
+    first = decided.first_attempt
+    if first is None:
+        return skip(f"run is {decided.run.state}")
+    if isinstance(first, AttemptOutcome):
+        return first
+    return attempt_send(run=decided.run, reserved=first, actor=actor)
+
+
+def _run_load(run_id: int) -> Run | None:
+    """The run with its event and automation, from one prepared statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_run_load_sql(), [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run_end = len(Run._meta.concrete_fields)
+    event_end = run_end + len(Event._meta.concrete_fields)
+    run = from_row(Run, row[:run_end])
+    run.event = from_row(Event, row[run_end:event_end])
+    run.automation = from_row(Automation, row[event_end:])
+    return run
+
+
+@cache
+def _run_load_sql() -> str:
+    return (
+        f"SELECT {select_list(Run, 'r')}, {select_list(Event, 'e')},"  # noqa: S608 (model names)
+        f" {select_list(Automation, 'a')} FROM {Run._meta.db_table} r"
+        f" JOIN {Event._meta.db_table} e ON e.id = r.event_id"
+        f" JOIN {Automation._meta.db_table} a ON a.id = r.automation_id WHERE r.id = %s"
+    )
 
 
 def deciding_lease_left(*, run: Run, automation: Automation) -> float:
@@ -165,7 +214,9 @@ def _record(
     result: ProviderResult | None,
     decision: dict | None,
     actor: str,
-) -> Run:
+    reserve: bool,
+) -> _Decided:
+    """Write the decision; with `reserve`, an approved run's first attempt too (same commit)."""
     approved = route.to_state == RunState.APPROVED
     run_transition(
         run=run,
@@ -197,7 +248,7 @@ def _record(
             error=call.error or result.error,
             redactions=_redactions(checks),
         )
-    GuardrailVerdict.objects.bulk_create(
+    insert_rows(
         GuardrailVerdict(
             run=run,
             position=position,
@@ -212,7 +263,11 @@ def _record(
         ReviewTask.objects.create(
             run=run, automation=automation, kind=route.review_kind, reason=route.reason
         )
-    return run
+    if not (approved and reserve):
+        return _Decided(run)
+    # The run's row is locked by the update above; the intents were loaded for the guardrails.
+    intent = next((i for i in automation.intents.all() if i.name == decision["intent"]), None)
+    return _Decided(run, attempt_reserve_locked(run=run, intent=intent, actor=actor))
 
 
 def _redactions(checks: list[CheckResult]) -> list:

@@ -7,12 +7,14 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from automations.models import ModelCall, ReviewTask, Run, RunTransition
-from automations.services.actions import AttemptOutcome
+from automations.models import Action, ActionAttempt, ModelCall, ReviewTask, Run, RunTransition
+from automations.providers.rules import RulesProvider
+from automations.services.actions import IN_FLIGHT, AttemptOutcome
 from automations.services.decisions import DecisionInProgress, run_advance, run_decide
 from automations.services.runs import run_transition
 from automations.services.spend import model_call_record
 from automations.tasks import decide_run, execute_run
+from catalog.models import SegmentPolicy
 from tests.factories import (
     BILLING_RULE,
     AutomationFactory,
@@ -36,9 +38,9 @@ def make_run(*, mode="autonomous", body="Where is my invoice?", segment="", rule
 
 
 def decide(run, django_capture_on_commit_callbacks):
-    """Advance the run as the decide task does; the delivery attempt that follows is mocked."""
+    """Advance the run as the decide task does; sending the reserved attempt is mocked."""
     with (
-        mock.patch("automations.services.decisions.attempt_make") as attempt,
+        mock.patch("automations.services.decisions.attempt_send") as attempt,
         mock.patch("automations.services.decisions.action_attempt") as carry_on,
         django_capture_on_commit_callbacks(execute=True),
     ):
@@ -49,19 +51,23 @@ def decide(run, django_capture_on_commit_callbacks):
 
 
 def assert_attempted_once(attempt, run):
+    """The decision reserved the first attempt (in flight, committed) and sent it once."""
     attempt.assert_called_once()
     assert attempt.call_args.kwargs["run"].pk == run.pk
-    assert attempt.call_args.kwargs["intent"].name == run.final_intent["intent"]
+    reserved = attempt.call_args.kwargs["reserved"]
+    stored = ActionAttempt.objects.get(action__run=run)
+    assert (stored.pk, stored.number, stored.error) == (reserved.attempt.pk, 1, IN_FLIGHT)
+    assert reserved.action.idempotency_key == Action.objects.get(run=run).idempotency_key
 
 
 def test_autonomous_match_is_approved_and_attempted_at_once(django_capture_on_commit_callbacks):
     run = make_run()
     attempt = decide(run, django_capture_on_commit_callbacks)
-    assert run.state == "approved"
+    assert run.state == "executing"
     assert run.final_intent["arguments"] == {"team": "billing", "priority": "p2"}
     assert run.decided_by == "model"
     assert_attempted_once(attempt, run)
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "executing"]
     assert run.model_calls.get().provider == "rules"
     assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
 
@@ -145,8 +151,32 @@ def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
     again.assert_not_called()
     # The decision stands; a redelivered task carries on with the attempt instead.
     again.carry_on.assert_called_once_with(run_id=run.pk, actor="worker:test")
-    assert run.transitions.count() == 2
+    assert run.transitions.count() == 3
     assert ModelCall.objects.count() == 1
+
+
+def test_segment_switched_off_while_the_model_answers_halts_before_sending(
+    django_capture_on_commit_callbacks,
+):
+    run = make_run(segment="enterprise")
+    policy = SegmentPolicyFactory(automation=run.automation, key="enterprise", enabled=True)
+    answer = RulesProvider.decide
+
+    def switched_off_meanwhile(provider, **kwargs):
+        SegmentPolicy.objects.filter(pk=policy.pk).update(enabled=False)
+        return answer(provider, **kwargs)
+
+    with mock.patch.object(RulesProvider, "decide", switched_off_meanwhile):
+        attempt = decide(run, django_capture_on_commit_callbacks)
+
+    # The guardrails passed before the model call; the reservation read the switch again.
+    attempt.assert_not_called()
+    assert run.state == "halted"
+    assert run.reason == "segment enterprise switched off after approval"
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "halted"]
+    action = Action.objects.get(run=run)
+    assert action.state == "halted"
+    assert not action.attempts.exists()
 
 
 def test_run_another_worker_is_deciding_is_left_to_it(django_capture_on_commit_callbacks):
@@ -170,9 +200,9 @@ def test_run_left_deciding_by_a_lost_worker_is_taken_over(django_capture_on_comm
 
     attempt = decide(run, django_capture_on_commit_callbacks)
 
-    assert run.state == "approved"
+    assert run.state == "executing"
     assert_attempted_once(attempt, run)
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved"]
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "executing"]
 
 
 def test_twin_decide_task_looks_again_after_the_lease():
