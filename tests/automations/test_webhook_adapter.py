@@ -1,6 +1,7 @@
 """The webhook adapter against a real receiver: Standard Webhooks signing, headers, outcomes."""
 
 import json
+import logging
 import socket
 
 import pytest
@@ -46,6 +47,16 @@ def test_registry_finds_the_webhook_adapter_and_refuses_unknown_names():
     assert adapter_for("webhook") is ADAPTERS["webhook"]
     with pytest.raises(UnknownAdapter, match="'carrier-pigeon'"):
         adapter_for("carrier-pigeon")
+
+
+def test_a_delivery_leaves_its_url_out_of_the_logs(receiver, secret, caplog):
+    # A receiver's URL may carry a token in its query string.
+    caplog.set_level(logging.DEBUG)
+
+    delivery = deliver(receiver, url=receiver.url("/hooks/route?token=s3cret-query-token"))
+
+    assert delivery.ok
+    assert "s3cret-query-token" not in caplog.text
 
 
 def test_delivery_signature_verifies_with_the_standardwebhooks_library(receiver, secret):
