@@ -196,13 +196,15 @@ class ReviewTask(models.Model):
     state = models.CharField(
         max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING
     )
+    # Not indexed: a reviewer's live claim is found among the queue's few live claims
+    # (review_open_by_state), and every claim would write one more index entry.
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        db_index=False,  # review_claimed_by, partial
+        db_index=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -240,12 +242,6 @@ class ReviewTask(models.Model):
                 name="review_decided_by",
                 condition=models.Q(decided_by__isnull=False),
             ),
-            # Who holds what: only live claims are in it.
-            models.Index(
-                fields=["claimed_by"],
-                name="review_claimed_by",
-                condition=models.Q(claimed_by__isnull=False),
-            ),
         ]
 
     def __str__(self):
@@ -256,7 +252,9 @@ class Label(models.Model):
     """A training example: the model's intent and the one a person settled on."""
 
     review_task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="label")
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="labels")
+    # run and reviewer are not indexed: labels are read by automation (label_export) or
+    # through their review task, and each index is one more write per decision.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="labels", db_index=False)
     automation = models.ForeignKey(
         Automation, on_delete=models.PROTECT, related_name="labels", db_index=False
     )  # label_export leads with it
@@ -264,7 +262,7 @@ class Label(models.Model):
     model_intent = models.JSONField(null=True, blank=True)
     final_intent = models.JSONField(null=True, blank=True)
     diff = models.JSONField(default=list, blank=True)
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ A claim is a lease: `claimed_by` holds the task until `lease_expires_at`,
 after which any reviewer of the queue may claim it again and the first holder
 can no longer decide it. `claimed_by` names the current holder only (it is
 cleared on release and on decision; `decided_by` names who decided), which
-keeps the "what do I hold" lookup on the claimed_by index small.
+keeps the live claims of a queue, among which a reviewer's own is looked up, few.
 """
 
 import json
