@@ -20,8 +20,15 @@ class BudgetCheck:
             return passed(self.name, f"provider {automation.provider} has no model cost")
         spent = spend_today(automation=automation, now=ctx.now or timezone.now())
         budget = Decimal(automation.daily_budget_usd)
-        figures = f"${spent:.2f} of ${budget:.2f}"
+        figures = f"{usd(spent)} of {usd(budget)}"
         details = {"spent_usd": str(spent), "budget_usd": str(budget)}
         if spent >= budget:
             return review(self.name, f"daily model budget spent ({figures})", **details)
         return passed(self.name, f"{figures} spent today", **details)
+
+
+def usd(amount: Decimal) -> str:
+    """Dollars with cents, and the sub-cent digits a small amount needs: $12.50, $0.0024."""
+    if abs(amount) >= 1 or amount == amount.quantize(Decimal("0.01")):
+        return f"${amount:,.2f}"
+    return f"${amount.normalize():f}"

@@ -233,6 +233,14 @@ def test_spend_under_the_budget_passes():
     assert result.reason == "$3.10 of $25.00 spent today"
 
 
+def test_budgets_under_a_cent_read_with_their_digits():
+    automation = AutomationFactory(provider="openai", daily_budget_usd=Decimal("0.005"))
+    spend(automation, "0.0024", "0.0012")
+    result = result_of("budget", context(automation))
+    assert result.verdict == "pass"
+    assert result.reason == "$0.0036 of $0.005 spent today"
+
+
 def test_yesterdays_spend_does_not_count_today():
     automation = AutomationFactory(provider="openai", daily_budget_usd=Decimal("25"))
     spend(automation, "30")
