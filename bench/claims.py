@@ -40,24 +40,26 @@ Prints claims/s, claim latency p50/p95/p99, decisions/s, double claims, and
 the CPU each claim cost the reviewer processes and PostgreSQL (from /proc).
 
 Results on the 2-core development machine (2026-11-24, 1M tasks, 20
-automations, 32 reviewers in 2 processes, 15 s), back to back:
+automations, 32 reviewers in 2 processes, 15 s). The VM's speed drifted by
+up to 20 % between runs of the same code today, so compare back to back:
 
     mode / stretch     claims/s  latency p50 / p95 / p99  CPU ms per claim
-    services / 10         1,276  20.9 / 44.8 / 60.0 ms     0.60 + pg 0.91
-    services / 1          1,133   9.5 / 24.5 / 34.7 ms     0.70 + pg 0.98
-    sql / 10              1,415  18.5 / 40.4 / 53.7 ms     0.43 + pg 0.93
-    bare / 10             2,674   9.3 / 25.8 / 39.5 ms     0.26 + pg 0.45
+    services / 10         1,393  18.9 / 41.6 / 57.0 ms     0.55 + pg 0.84
+    (the same code in a slower phase: 1,162-1,262/s, p95 46-50 ms)
+    services / 1            901  11.8 / 31.7 / 45.6 ms     0.92 + pg 1.20  (slow phase)
+    bare / 10             2,846   8.8 / 24.0 / 36.9 ms     0.25 + pg 0.42  (slow phase)
 
 0 double claims in every run. The target, 2,000 claims/s with p95 <= 15 ms,
 is not met. The machine is saturated (CPUs 98 % busy) and PostgreSQL takes
 more of it than Python does: a decision writes the task, a Label, the run
-and its transition, about twice the bare statements' work (0.91 against
-0.45 ms of PostgreSQL CPU), and Django adds about 0.17 ms over psycopg. With
-32 reviewers deciding back to back and no time spent reading the case, the
-latency is the queue for the 2 cores (32 / throughput): at 1,276/s a whole
-decide-and-claim cycle takes 25 ms on average. History: the services did 225
-claims/s before the one-statement claim, 915/s before the decide-and-claim
-statement and the leaner indexes (the same day, same machine).
+and its transition, about twice the bare statements' work (0.84 against
+0.42 ms of PostgreSQL CPU). With 32 reviewers deciding back to back and no
+time spent reading the case, the latency is the queue for the 2 cores (32 /
+throughput): at 1,393/s a whole decide-and-claim cycle takes 23 ms on
+average. History: the services did 225 claims/s before the one-statement
+claim, 915/s before the decide-and-claim statement and the leaner indexes,
+1,346/s before dropping the claimed_by, Label.run and Label.reviewer
+indexes (1,393/s right after, back to back).
 """
 
 import argparse

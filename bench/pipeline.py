@@ -50,58 +50,62 @@ functions. `--queries` skips the benchmark and prints the SQL queries, the
 transactions and the CPU time of each step of one decision, run in process.
 
 Results on the 2-core development machine (2026-11-24, default arguments,
-openai provider). This VM's speed drifts by up to ~40 % within minutes (the
-same code measured 65 and 79 decisions/s an hour apart), so compare only
-back-to-back runs:
+openai provider). This VM's speed drifts by up to ~40 % within minutes, so
+compare only back-to-back runs:
 
-    (a) max throughput      74.6-79.4 decisions/s (target >= 150); 22.8-24.1 ms
-                            of CPU per decision: api 5.1-5.8, worker main
-                            1.3-1.6, worker children 10.8-11.6, postgres
-                            3.2-3.3, redis 0.2-0.3, test servers 0.7-0.8,
-                            producer 0.7-0.9
-    (b) offered 50/s        overhead p50 17.1-19.2, p95 26-29, p99 29.5-37.0 ms
-                            (target p50 <= 15, p99 <= 60); by stage p50:
-                            queue -> decide 6.5, decide 3.1, decision ->
-                            attempt 4.5, attempt 2.5; API answer p50 8.9 ms
+    (a) max throughput      92.8-102.9 decisions/s (target >= 150); 17.3-19.0
+                            ms of CPU per decision: api 3.3-4.2, worker main
+                            1.6-1.7, worker children 7.8-8.0, postgres 2.8-3.1,
+                            redis 0.3, test servers 0.8-0.9, producer 0.7-0.8
+    (b) offered 50/s        overhead p50 10.6-12.1, p95 13.7-19.6, p99
+                            16.4-24.3 ms (target p50 <= 15, p99 <= 60): met;
+                            by stage p50: queue -> decide 4.7-5.1, decide
+                            2.0-2.3, decision -> attempt 2.0-2.3, attempt
+                            1.9-2.2; API answer p50 6.0-6.8 ms
 
-Where the time goes: the pipeline is CPU-bound, about 23 ms of CPU per
-decision over all processes, so 2 cores cap it near 85 decisions/s; 150/s
-needs about 13 ms. `--queries` counts 20 SQL statements per decision
-(ingest 3; decide and first attempt in one task 17, the daily spend row
-included). Sampling the worker children with py-spy (--gil) under load: the
-openai SDK call ~15 % (of which ~5 % is its request transform), recording
-the decision ~13 %, reserving the attempt ~12 %, the webhook POST ~7 %, the
-budget guardrail's SUM ~5 % (now one row); across all of it Django
-compiling ORM statements is ~17 %. In the API (py-spy on a gunicorn worker)
-the token check was ~23 %, enqueueing the decision through Celery ~17 % and
-the ingest statement ~10 %.
+Where the time goes: the pipeline is CPU-bound, 17-19 ms of CPU per decision
+over all processes, so 2 cores cap it near 105-115 decisions/s; 150/s needs
+about 13 ms. More worker processes do not help (--concurrency 4: 84/s, 22.8
+ms per decision: the extra processes only contend). Sampling with py-spy
+(--gil) under load, after this session's changes:
+- worker children (8 ms): the openai SDK call ~34 % (its request transform
+  ~7 %, building the request ~6.5 %, httpx ~9 %, parsing ~5 %), the webhook
+  POST ~13 %, psycopg ~16 % over ~12 statements, our inserts and reads ~15 %,
+  guardrails ~4 %; Django's statement compiler no longer shows up.
+- API (4 ms): enqueueing the decision through Celery/kombu ~27 % (kombu
+  builds a Redis client object per publish), the ingest statement ~8 %, the
+  token check and automation ~14 %, the rate limit ~6 %, Django, ninja and
+  gunicorn the rest.
+- worker main (1.7 ms): kombu's acks_late bookkeeping (the unacked hash and
+  index, a Redis client object per pipeline) ~60 %, the pool's result pipe
+  ~16 %.
+The rest is PostgreSQL (four commits per decision: ingest, the move to
+deciding, the decision with its first attempt, the delivered answer) and
+the test rig (model server, receiver, producer: ~1.7 ms) on the same cores.
 
-What changed this session, measured back to back: run transitions are one
-statement each (the guarded UPDATE and the transition row in one CTE), a
-delivered attempt is recorded in one statement, and ingest writes the event,
-run and first transition in one (ON CONFLICT on the key): 37 -> 20
-statements per decision (before the spend row) and 65.5 -> 79.4
-decisions/s back to back. The API
-finds the automation and checks the token's scope in one query. Each
-automation's intents, rules and segment policies are cached per worker
-process under Automation.config_version, which database triggers bump on any
-write to them (a kill switch applies to the very next decision). Earlier:
-Celery's Django fixup closed the database connection around every task
-(14 -> 35/s); execution reserves its attempt in one locked transaction;
-one task per autonomous decision; prepared statements.
+What changed this session, back to back: the decision reserves its first
+attempt in its own transaction (under the row lock its update took; the
+kill switch is re-read there), and the hot-path reads and inserts go
+through reviewapp/rows.py, one SQL string per process built from the
+models, instead of the ORM's statement compiler, which py-spy put at ~30 %
+of the worker's CPU and, with the token check, ~46 % of the API's: 72.7 ->
+102.9 decisions/s and 25.6 -> 17.3 ms of CPU per decision; overhead at 50/s
+p50 18.9 -> 12.1 ms. Earlier: one statement per run transition, per
+delivered attempt and per ingest (37 -> 20 statements per decision); the
+configuration cached per worker under Automation.config_version; Celery's
+Django fixup no longer closing the connection around every task (14 ->
+35/s); one task per autonomous decision; prepared statements.
 
 What would lift it further, largest first:
-1. Reserve the first attempt inside the decision's own transaction (the run
-   row is already locked there): one commit and three statements less, and
-   most of the 4.5 ms between decision and attempt.
-2. The remaining ORM writes on the hot path (ModelCall, verdicts, Action,
-   ActionAttempt) as prepared SQL: each ORM statement costs 0.3-0.7 ms of
-   client CPU against ~0.05 ms through a cursor.
-3. The API: the token lookup and the automation in one query, and a leaner
-   middleware stack for /api/.
-The budget guardrail now reads one DailySpend row per automation and day,
-kept in the transaction that records each model call, instead of summing
-the day's calls (a scan that grew with the day's volume).
+1. The openai SDK's per-call work (~2.7 ms): its typed-params transform
+   walks our plain-JSON request (client.post with the body as is would skip
+   it, ~0.5 ms); the rest is the SDK and httpx.
+2. Celery's per-message cost on both ends (~2.7 ms between the API's
+   publish and the worker's consumer and ack): kombu creates a Redis
+   client object per publish and per ack pipeline.
+3. Fewer statements in the decision's transaction: the moves to approved
+   and to executing as one statement, the model call and the spend upsert
+   as one (~0.2 ms each).
 """
 
 import argparse

@@ -21,13 +21,14 @@ Prints p50/p95/p99 and the query count of each. Target: the review page's
 server time p95 <= 50 ms with 1M pending, in a number of queries that does
 not grow with the queue.
 
-Results on the 2-core development machine (2026-11-24, 300 rounds, in a
-slower phase of the VM than the first figures of the day, 12.7 ms page p95):
+Results on the 2-core development machine (2026-11-24, 300 rounds; two
+runs hours apart, in slower phases of the VM than the first figures of the
+day, 12.7 ms page p95):
 
-    view      p50 ms   p95 ms   p99 ms   queries
-    home        19.9     24.4     31.8         4   (3 queues of 50,000 pending)
-    page        11.3     15.2     18.4         9
-    decide      20.1     27.7     31.5        17   (decision and next claim + panel)
+    view      p50 ms       p95 ms       p99 ms       queries
+    home      19.9-26.1    24.4-31.4    31.8-40.4          4   (3 queues of 50,000 pending)
+    page      11.3-13.1    15.2-18.7    18.4-23.2          9
+    decide    20.1-23.0    27.7-33.3    31.5-36.5         17   (decision and next claim + panel)
 
 The single `next` sample is the first request of the process (templates
 compiled on first use), about 200 ms; later claims are part of `decide`.
