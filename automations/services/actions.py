@@ -190,7 +190,7 @@ def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> Att
 
 @dataclass(frozen=True)
 class Reserved:
-    """An attempt reserved and committed as in flight, ready to send."""
+    """An attempt written as in flight; send it once the reserving transaction has committed."""
 
     action: Action
     attempt: ActionAttempt
