@@ -66,7 +66,10 @@ compare only back-to-back runs:
 Where the time goes: the pipeline is CPU-bound, 17-19 ms of CPU per decision
 over all processes, so 2 cores cap it near 105-115 decisions/s; 150/s needs
 about 13 ms. More worker processes do not help (--concurrency 4: 84/s, 22.8
-ms per decision: the extra processes only contend). Sampling with py-spy
+ms per decision: the extra processes only contend). `--queries` counts 17
+SQL statements per decision (ingest 3, 2.5 ms of CPU in process; decide and
+first attempt 14 with one commit, 7.5 ms, the model and receiver calls
+included; it was 20 statements, 3.7 and 10.4 ms). Sampling with py-spy
 (--gil) under load, after this session's changes:
 - worker children (8 ms): the openai SDK call ~34 % (its request transform
   ~7 %, building the request ~6.5 %, httpx ~9 %, parsing ~5 %), the webhook
