@@ -169,7 +169,9 @@ X_FRAME_OPTIONS = "DENY"
 
 # Celery: Redis as broker when REDIS_URL is set; otherwise tasks run in process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# In process (no REDIS_URL) Celery still opens an in-memory broker connection to
+# serialise eager tasks; naming its host keeps kombu from warning about it.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
