@@ -60,11 +60,7 @@ def insert_rows(objs: Iterable[Model], *, using: str = "default") -> None:
     model = type(objs[0])
     connection = connections[using]
     fields = _insert_fields(model)
-    params = [
-        field.get_db_prep_save(field.pre_save(obj, True), connection)
-        for obj in objs
-        for field in fields
-    ]
+    params = [value for obj in objs for value in saved_values(obj, fields, connection)]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model, len(objs)), params)
         ids = [row[0] for row in cursor.fetchall()]
@@ -72,6 +68,11 @@ def insert_rows(objs: Iterable[Model], *, using: str = "default") -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = using
+
+
+def saved_values(obj: Model, fields: Sequence, connection) -> list:
+    """The bound values of a new row's `fields`, as Model.save would write them."""
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
 
 
 @cache

@@ -12,6 +12,7 @@ from automations.models import Event, Run, RunTransition
 from automations.services.dispatch import enqueue_decide
 from automations.states import RunState
 from catalog.models import ApiToken, Automation
+from reviewapp.rows import saved_values
 
 
 class IdempotencyConflict(Exception):
@@ -153,5 +154,4 @@ def _insert_values(obj, connection, *, skip: tuple[str, ...]) -> tuple[list[str]
         for field in obj._meta.concrete_fields
         if not field.primary_key and field.name not in skip
     ]
-    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    return [f'"{field.column}"' for field in fields], values
+    return [f'"{field.column}"' for field in fields], saved_values(obj, fields, connection)
