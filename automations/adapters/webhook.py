@@ -15,12 +15,9 @@ from typing import TYPE_CHECKING
 
 from standardwebhooks.webhooks import Webhook
 
-from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
+from automations.http_client import httpx
 
-try:  # the OpenAI SDK brings httpx2 (the httpx API under a new name); older installs bring httpx
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx
+from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
 
 if TYPE_CHECKING:
     from automations.models import Action, Run

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import openai
 from django.conf import settings
-from openai.types.chat import ChatCompletion
 
+from automations.http_client import httpx
 from catalog.models import Automation, Intent
 
 from .base import ProviderCall, ProviderResult
@@ -84,10 +84,16 @@ def client_for(*, base_url: str | None, api_key: str, timeout: float) -> openai.
 
 
 def _completion_create(client: openai.OpenAI, *, request: dict, call: ProviderCall, timeout: float):
-    """(completion, "") or (None, reason), retrying what may succeed next time."""
+    """(completion, "") or (None, reason), retrying what may succeed next time.
+
+    The completion is the answer's JSON as a dict. The request goes through the
+    SDK's documented `client.post` with our plain-JSON body, which skips the typed
+    transform of `chat.completions.create` (about half a millisecond per call) and
+    keeps the SDK's auth, timeout and error types.
+    """
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            raw = client.chat.completions.with_raw_response.create(**request)
+            response = client.post("/chat/completions", body=request, cast_to=httpx.Response)
         except openai.APITimeoutError:
             # The budget is spent: retrying would only make the person wait longer.
             return None, f"model timed out after {round(timeout * 1000)} ms"
@@ -104,15 +110,14 @@ def _completion_create(client: openai.OpenAI, *, request: dict, call: ProviderCa
                 time.sleep(wait)
                 continue
             return None, _status_error(exc, attempt)
-        call.request_id = raw.headers.get("x-request-id", "")
+        call.request_id = response.headers.get("x-request-id", "")
         try:
-            completion = raw.parse()
-        except (openai.APIResponseValidationError, ValueError):
+            completion = response.json()
+        except ValueError:
             completion = None
-        # The SDK parses leniently: a stray body becomes a string or an empty model.
-        if not isinstance(completion, ChatCompletion) or not isinstance(completion.choices, list):
+        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             return None, "model endpoint answered without a chat completion"
-        if not completion.choices:
+        if not completion["choices"]:
             return None, "model answered without a choice"
         return completion, ""
     raise AssertionError("unreachable")
@@ -157,11 +162,11 @@ def _error_message(body) -> str:
     return message[:300] if isinstance(message, str) else ""
 
 
-def _usage_record(call: ProviderCall, completion) -> None:
-    usage = completion.usage
-    if usage is not None:
-        call.input_tokens = _count(usage.prompt_tokens)
-        call.output_tokens = _count(usage.completion_tokens)
+def _usage_record(call: ProviderCall, completion: dict) -> None:
+    usage = completion.get("usage")
+    if isinstance(usage, dict):
+        call.input_tokens = _count(usage.get("prompt_tokens"))
+        call.output_tokens = _count(usage.get("completion_tokens"))
     call.cost_usd = cost_usd(
         model=call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens
     )
@@ -183,19 +188,21 @@ def cost_usd(*, model: str, input_tokens: int, output_tokens: int) -> Decimal:
 
 
 def _completion_decision(
-    completion: ChatCompletion, *, call: ProviderCall, automation: Automation, intents: list[Intent]
+    completion: dict, *, call: ProviderCall, automation: Automation, intents: list[Intent]
 ):
     """(decision, "") from the first choice's content, or (None, reason)."""
-    choice = completion.choices[0]
-    message = getattr(choice, "message", None)
-    if message is None:
+    choice = completion["choices"][0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
         return None, "model answered without a message"
-    if getattr(message, "refusal", None):
-        call.raw_output = message.refusal
-        return None, f"model refused: {message.refusal}"
-    content = message.content if isinstance(message.content, str) else ""
+    refusal = message.get("refusal")
+    if refusal:
+        call.raw_output = str(refusal)
+        return None, f"model refused: {refusal}"
+    content = message.get("content")
+    content = content if isinstance(content, str) else ""
     call.raw_output = content
-    if getattr(choice, "finish_reason", None) == "length":
+    if choice.get("finish_reason") == "length":
         return None, "model output was cut off at the token limit"
     try:
         data = json.loads(content)
