@@ -128,6 +128,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["OPTIONS"].update(
             {"server_side_binding": True, "prepare_threshold": 5}
         )
+    # Django's backend, minus the health check round trip for a connection that
+    # answered within the last second (see reviewapp/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "reviewapp.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
