@@ -175,6 +175,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # In process (no REDIS_URL) Celery still opens an in-memory broker connection to
 # serialise eager tasks; naming its host keeps kombu from warning about it.
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+# kombu's Redis transport minus a client object per publish and ack (reviewapp/broker.py).
+CELERY_BROKER_TRANSPORT = "reviewapp.broker:Transport" if REDIS_URL else None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
