@@ -57,17 +57,46 @@ def insert_rows(objs: Iterable[Model], *, using: str = "default") -> None:
     objs = list(objs)
     if not objs:
         return
-    model = type(objs[0])
     connection = connections[using]
+    sql, params = insert_statement(objs, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted(objs, [row[0] for row in cursor.fetchall()], using=using)
+
+
+def insert_statement(objs: Sequence[Model], connection) -> tuple[str, list]:
+    """The INSERT … RETURNING pk of new rows of one model, and its values as save() writes them.
+
+    Valuing the rows fills their automatic fields (auto_now_add), as save() would.
+    """
+    model = type(objs[0])
     fields = _insert_fields(model)
     params = [value for obj in objs for value in saved_values(obj, fields, connection)]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, len(objs)), params)
-        ids = [row[0] for row in cursor.fetchall()]
+    return _insert_sql(model, len(objs)), params
+
+
+def inserted(objs: Sequence[Model], ids: Sequence, *, using: str = "default") -> None:
+    """Mark `objs` saved with the primary keys their INSERT returned."""
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = using
+
+
+def together(statements: Sequence[tuple[str, list]]) -> tuple[str, list]:
+    """One PostgreSQL statement running all of `statements`: one round trip instead of several.
+
+    All but the last must modify data; they run as WITH clauses of the last,
+    whose RETURNING is the result. PostgreSQL runs every data-modifying WITH
+    clause once, referenced or not, in the same snapshot: none of them sees
+    what another writes, so they must not depend on each other.
+    """
+    *first, (last_sql, last_params) = statements
+    if not first:
+        return last_sql, last_params
+    clauses = ", ".join(f"w{number} AS ({sql})" for number, (sql, _) in enumerate(first))
+    params = [value for _, values in first for value in values]
+    return f"WITH {clauses} {last_sql}", [*params, *last_params]
 
 
 def saved_values(obj: Model, fields: Sequence, connection) -> list:

@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 
 from automations.models import DailySpend, GuardrailVerdict, ModelCall, Run
+from automations.services.spend import model_call_record, spend_today
 from catalog.models import Automation
-from reviewapp.rows import from_row, insert_rows, select_list
+from reviewapp.rows import from_row, insert_rows, insert_statement, select_list, together
 from tests.factories import AutomationFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +86,58 @@ def test_insert_rows_stores_what_save_stores_and_sets_pks():
 def test_insert_rows_of_nothing_does_nothing():
     insert_rows([])
     assert not GuardrailVerdict.objects.exists()
+
+
+def verdicts_for(run, names):
+    return [
+        GuardrailVerdict(run=run, position=i, check_name=name, verdict="pass", details={"n": i})
+        for i, name in enumerate(names)
+    ]
+
+
+def test_a_model_call_is_written_with_its_spend_and_the_decisions_verdicts():
+    run = RunFactory()
+
+    call = model_call_record(
+        run=run,
+        automation=run.automation,
+        provider="openai",
+        cost_usd=Decimal("0.0012"),
+        rows=verdicts_for(run, ["segment_policy", "budget"]),
+    )
+    model_call_record(
+        run=run, automation=run.automation, provider="openai", cost_usd=Decimal("0.0003")
+    )
+
+    assert ModelCall.objects.get(pk=call.pk).created_at == call.created_at
+    assert list(
+        GuardrailVerdict.objects.filter(run=run)
+        .order_by("position")
+        .values_list("check_name", "details")
+    ) == [("segment_policy", {"n": 0}), ("budget", {"n": 1})]
+    assert spend_today(automation=run.automation, now=call.created_at) == Decimal("0.0015")
+    assert DailySpend.objects.get(automation=run.automation).calls == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="WITH clauses that write: PostgreSQL")
+def test_statements_together_run_as_one_and_return_the_last_ones_rows():
+    run = RunFactory()
+    first, second = verdicts_for(run, ["confidence"]), verdicts_for(run, ["intent_risk", "pii"])
+    for verdict in second:
+        verdict.position += 1
+
+    sql, params = together(
+        [insert_statement(first, connection), insert_statement(second, connection)]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = [row[0] for row in cursor.fetchall()]
+
+    assert sql.count("INSERT") == 2 and sql.startswith("WITH ")
+    stored = dict(GuardrailVerdict.objects.filter(run=run).values_list("check_name", "pk"))
+    assert set(stored) == {"confidence", "intent_risk", "pii"}
+    assert sorted(returned) == sorted([stored["intent_risk"], stored["pii"]])
+
+
+def test_one_statement_together_is_that_statement():
+    assert together([("SELECT %s", [1])]) == ("SELECT %s", [1])

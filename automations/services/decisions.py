@@ -230,7 +230,20 @@ def _record(
             "decided_by": "model" if approved else "",
         },
     )
-    if result is not None:
+    verdicts = [
+        GuardrailVerdict(
+            run=run,
+            position=position,
+            check_name=check.check_name,
+            verdict=check.verdict,
+            reason=check.reason,
+            details=check.details,
+        )
+        for position, check in enumerate(checks)
+    ]
+    if result is None:
+        insert_rows(verdicts)
+    else:
         call = result.call
         model_call_record(
             run=run,
@@ -247,18 +260,8 @@ def _record(
             raw_output=call.raw_output,
             error=call.error or result.error,
             redactions=_redactions(checks),
+            rows=verdicts,  # one statement with the call on PostgreSQL
         )
-    insert_rows(
-        GuardrailVerdict(
-            run=run,
-            position=position,
-            check_name=check.check_name,
-            verdict=check.verdict,
-            reason=check.reason,
-            details=check.details,
-        )
-        for position, check in enumerate(checks)
-    )
     if route.review_kind:
         ReviewTask.objects.create(
             run=run, automation=automation, kind=route.review_kind, reason=route.reason
