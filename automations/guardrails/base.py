@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from automations.models import Run, Verdict
@@ -20,6 +21,8 @@ class GuardrailContext:
     document: dict
     decision: dict | None = None
     now: datetime | None = None
+    # Today's model spend when the caller read it with the run; None: the budget check reads it.
+    spent_today: Decimal | None = None
     _policy: object = field(default=_UNSET, init=False, repr=False, compare=False)
 
     def segment_policy(self) -> SegmentPolicy | None:

@@ -18,7 +18,9 @@ class BudgetCheck:
         automation = ctx.automation
         if automation.provider != Provider.OPENAI:
             return passed(self.name, f"provider {automation.provider} has no model cost")
-        spent = spend_today(automation=automation, now=ctx.now or timezone.now())
+        spent = ctx.spent_today
+        if spent is None:
+            spent = spend_today(automation=automation, now=ctx.now or timezone.now())
         budget = Decimal(automation.daily_budget_usd)
         figures = f"{usd(spent)} of {usd(budget)}"
         details = {"spent_usd": str(spent), "budget_usd": str(budget)}

@@ -85,3 +85,21 @@ def _transition_sql(columns: tuple[str, ...]) -> str:
         f") INSERT INTO {transition_table} (run_id, from_state, to_state, actor, reason, at)"
         " SELECT id, %s, %s, %s, %s, %s FROM moved RETURNING id"
     )
+
+
+@cache
+def move_clauses(from_state: str, to_state: str) -> str:
+    """WITH clauses (PostgreSQL) moving run %(run)s from `from_state` to `to_state`, recorded.
+
+    The transition row names actor %(actor)s and time %(at)s; `moved` holds the
+    run's id when it moved. For a statement that also reads the run: it sees
+    the row as it was before the move, and tells whether it moved from `moved`.
+    """
+    check_transition(from_state, to_state)
+    run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
+    return (
+        f"moved AS (UPDATE {run_table} SET state = '{to_state}'"  # noqa: S608 (known states)
+        f" WHERE id = %(run)s AND state = '{from_state}' RETURNING id),"
+        f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
+        f" SELECT id, '{from_state}', '{to_state}', %(actor)s, '', %(at)s FROM moved)"
+    )

@@ -68,6 +68,8 @@ def test_autonomous_match_is_approved_and_attempted_at_once(django_capture_on_co
     assert run.decided_by == "model"
     assert_attempted_once(attempt, run)
     assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "executing"]
+    picked = run.transitions.first()
+    assert (picked.from_state, picked.actor, picked.reason) == ("received", "worker:test", "")
     assert run.model_calls.get().provider == "rules"
     assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
 
