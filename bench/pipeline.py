@@ -13,7 +13,8 @@ What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
 - a scripted OpenAI-compatible model server answering at once, reached
   through the real `openai` SDK provider (`--provider rules` skips the model),
   and a Standard Webhooks receiver answering 200 at once, both in a child
-  process of their own so they do not share this script's GIL;
+  process of their own so they do not share this script's GIL, both lean
+  asyncio servers (bench/_stand_ins.py) so they take little of the cores;
 - the Django app under gunicorn (`--gunicorn-workers` sync workers);
 - `celery -A reviewapp worker` (prefork, `--concurrency` processes) on
   `--redis-url` (Redis DB 4 by default; its queue is purged first).
@@ -53,62 +54,61 @@ Results on the 2-core development machine (2026-11-24, default arguments,
 openai provider). This VM's speed drifts by up to ~40 % within minutes, so
 compare only back-to-back runs:
 
-    (a) max throughput      92.8-102.9 decisions/s (target >= 150); 17.3-19.0
-                            ms of CPU per decision: api 3.3-4.2, worker main
-                            1.6-1.7, worker children 7.8-8.0, postgres 2.8-3.1,
-                            redis 0.3, test servers 0.8-0.9, producer 0.7-0.8
-    (b) offered 50/s        overhead p50 10.6-12.1, p95 13.7-19.6, p99
-                            16.4-24.3 ms (target p50 <= 15, p99 <= 60): met;
-                            by stage p50: queue -> decide 4.7-5.1, decide
-                            2.0-2.3, decision -> attempt 2.0-2.3, attempt
-                            1.9-2.2; API answer p50 6.0-6.8 ms
+    (a) max throughput      129.6-166.1 decisions/s (target >= 150; met in
+                            the VM's fast phases only); 10.6-13.7 ms of CPU
+                            per decision: api 2.5-3.5, worker main 1.0-1.2,
+                            worker children 4.6-5.7, postgres 1.9-2.4, redis
+                            0.2-0.3, test servers 0.3-0.4, producer 0.2-0.3
+    (b) offered 50/s        overhead p50 7.6-9.4, p95 9.2-11.6, p99 10.5-12.5
+                            ms (target p50 <= 15, p99 <= 60): met; by stage
+                            p50: queue -> decide 2.7-3.4, decide 1.7-2.2,
+                            decision -> attempt 1.3-1.6, attempt 1.9-2.1; API
+                            answer p50 4.1-4.8 ms
 
-Where the time goes: the pipeline is CPU-bound, 17-19 ms of CPU per decision
-over all processes, so 2 cores cap it near 105-115 decisions/s; 150/s needs
-about 13 ms. More worker processes do not help (--concurrency 4: 84/s, 22.8
-ms per decision: the extra processes only contend). `--queries` counts 17
-SQL statements per decision (ingest 3, 2.5 ms of CPU in process; decide and
-first attempt 14 with one commit, 7.5 ms, the model and receiver calls
-included; it was 20 statements, 3.7 and 10.4 ms). Sampling with py-spy
-(--gil) under load, after this session's changes:
-- worker children (8 ms): the openai SDK call ~34 % (its request transform
-  ~7 %, building the request ~6.5 %, httpx ~9 %, parsing ~5 %), the webhook
-  POST ~13 %, psycopg ~16 % over ~12 statements, our inserts and reads ~15 %,
-  guardrails ~4 %; Django's statement compiler no longer shows up.
-- API (4 ms): enqueueing the decision through Celery/kombu ~27 % (kombu
-  builds a Redis client object per publish), the ingest statement ~8 %, the
-  token check and automation ~14 %, the rate limit ~6 %, Django, ninja and
-  gunicorn the rest.
-- worker main (1.7 ms): kombu's acks_late bookkeeping (the unacked hash and
-  index, a Redis client object per pipeline) ~60 %, the pool's result pipe
-  ~16 %.
-The rest is PostgreSQL (four commits per decision: ingest, the move to
-deciding, the decision with its first attempt, the delivered answer) and
-the test rig (model server, receiver, producer: ~1.7 ms) on the same cores.
+Back to back against the start of the day's second session (same VM
+phase): 124.6 -> 166.1 and 112.4 -> 134.7 decisions/s, 14.3 -> 10.6 and
+15.7 -> 13.2 ms of CPU per decision.
 
-What changed this session, back to back: the decision reserves its first
-attempt in its own transaction (under the row lock its update took; the
-kill switch is re-read there), and the hot-path reads and inserts go
-through reviewapp/rows.py, one SQL string per process built from the
-models, instead of the ORM's statement compiler, which py-spy put at ~30 %
-of the worker's CPU and, with the token check, ~46 % of the API's: 72.7 ->
-102.9 decisions/s and 25.6 -> 17.3 ms of CPU per decision; overhead at 50/s
-p50 18.9 -> 12.1 ms. Earlier: one statement per run transition, per
-delivered attempt and per ingest (37 -> 20 statements per decision); the
-configuration cached per worker under Automation.config_version; Celery's
-Django fixup no longer closing the connection around every task (14 ->
-35/s); one task per autonomous decision; prepared statements.
+Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
+2,000 ms / (CPU ms per decision) times how busy they are (89-95 %: while the
+producer is done and the queue drains, the two worker processes alone leave
+~15 % idle; --concurrency 3 fills it but costs more per decision and is not
+faster). `--queries` counts 13 SQL statements per decision (ingest 3; decide
+and first attempt 10 with one commit). Sampling with py-spy (--gil) under
+load:
+- worker children (~5 ms): the openai SDK call ~26 % (httpx ~half of it),
+  the webhook POST ~12 %, psycopg ~18 % and Django's database layer ~10 %
+  over 10 statements, Celery's task bookkeeping ~8 %, the rest our own code
+  (guardrails, validation, rows) in many small pieces.
+- API (~2.7 ms): the Celery/kombu publish ~25 %, Django's request handling,
+  ninja and gunicorn ~35 %, 3 statements and the rate limit's Redis round trip.
+- worker main (~1.1 ms): kombu's acks_late bookkeeping (a MULTI/EXEC to the
+  unacked hash and index on receipt and on ack) and the pool's pipes.
+- PostgreSQL (~2 ms): 13 statements and 3 commits.
+
+What changed today, in order: the provider posts its plain-JSON request
+through the SDK's client.post (the typed transform and the pydantic answer
+cost 0.5 ms per call); no health-check SELECT 1 for a connection that
+answered within the last second (reviewapp/postgresql); one Redis client
+object per kombu pool instead of one per publish and ack (reviewapp/broker);
+the model call, its spend and the verdicts in one statement, and the run
+load with the move to deciding and the day's spend in another (17 -> 13
+statements per decision); and the rig: lean model and receiver stand-ins
+(bench/_stand_ins.py), a raw-socket producer, and a settle poll on an index
+(rig CPU 1.1-1.3 -> 0.5-0.7 ms per decision). Earlier: hot-path SQL without
+the ORM's compiler (reviewapp/rows.py), the first attempt reserved in the
+decision's transaction, one statement per run transition, the configuration
+cached per worker, Celery's Django fixup no longer closing the connection
+around every task, prepared statements.
 
 What would lift it further, largest first:
-1. The openai SDK's per-call work (~2.7 ms): its typed-params transform
-   walks our plain-JSON request (client.post with the body as is would skip
-   it, ~0.5 ms); the rest is the SDK and httpx.
-2. Celery's per-message cost on both ends (~2.7 ms between the API's
-   publish and the worker's consumer and ack): kombu creates a Redis
-   client object per publish and per ack pipeline.
-3. Fewer statements in the decision's transaction: the moves to approved
-   and to executing as one statement, the model call and the spend upsert
-   as one (~0.2 ms each).
+1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
+   bookkeeping and the prefork pipes): kombu internals.
+2. The openai SDK's own request building around httpx (~0.3 ms per call).
+3. The decision's transaction still takes 7 round trips (BEGIN, the move to
+   approved, the call with its spend and verdicts, the kill-switch read, the
+   move to executing, the action, the attempt, COMMIT); psycopg's pipeline
+   mode could send the writes that need no answer together.
 """
 
 import argparse
