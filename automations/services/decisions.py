@@ -198,25 +198,25 @@ def _run_load(run_id: int, actor: str) -> _Loaded | None:
     return _Loaded(run=run, moved=moved, spent_today=Decimal(spent or 0))
 
 
-@cache
-def _run_load_sql() -> str:
+def _run_select(extra_columns: str = "") -> str:
     return (
         f"SELECT {select_list(Run, 'r')}, {select_list(Event, 'e')},"  # noqa: S608 (model names)
-        f" {select_list(Automation, 'a')} FROM {Run._meta.db_table} r"
+        f" {select_list(Automation, 'a')}{extra_columns} FROM {Run._meta.db_table} r"
         f" JOIN {Event._meta.db_table} e ON e.id = r.event_id"
-        f" JOIN {Automation._meta.db_table} a ON a.id = r.automation_id WHERE r.id = %s"
+        f" JOIN {Automation._meta.db_table} a ON a.id = r.automation_id"
     )
+
+
+@cache
+def _run_load_sql() -> str:
+    return f"{_run_select()} WHERE r.id = %s"
 
 
 @cache
 def _run_load_and_move_sql() -> str:
     return (
         f"WITH {move_clauses(RunState.RECEIVED, RunState.DECIDING)}"  # noqa: S608 (model names)
-        f" SELECT {select_list(Run, 'r')}, {select_list(Event, 'e')},"
-        f" {select_list(Automation, 'a')}, EXISTS (SELECT 1 FROM moved), d.cost_usd"
-        f" FROM {Run._meta.db_table} r"
-        f" JOIN {Event._meta.db_table} e ON e.id = r.event_id"
-        f" JOIN {Automation._meta.db_table} a ON a.id = r.automation_id"
+        f" {_run_select(', EXISTS (SELECT 1 FROM moved), d.cost_usd')}"
         f" LEFT JOIN {DailySpend._meta.db_table} d"
         "   ON d.automation_id = r.automation_id AND d.day = %(day)s"
         " WHERE r.id = %(run)s"

@@ -35,21 +35,21 @@ def model_call_record(*, rows: Sequence[Model] = (), **fields) -> ModelCall:
     their primary keys are not read back. On PostgreSQL all of it is one
     statement, one round trip in the decision's transaction instead of three.
     """
-    connection = transaction.get_connection()
+    db = transaction.get_connection()
     call = ModelCall(**fields)
-    call_insert = insert_statement([call], connection)  # fills created_at, the day's key
+    call_insert = insert_statement([call], db)  # fills created_at, the day's key
     spend_add = (
         SPEND_ADD_SQL,
         [call.automation_id, spend_day(call.created_at), Decimal(call.cost_usd or 0)],
     )
-    if connection.vendor == "postgresql":
-        rows_insert = [insert_statement(rows, connection)] if rows else []
+    if db.vendor == "postgresql":
+        rows_insert = [insert_statement(rows, db)] if rows else []
         sql, params = together([spend_add, *rows_insert, call_insert])
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             inserted([call], [cursor.fetchone()[0]])
         return call
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), db.cursor() as cursor:
         cursor.execute(*call_insert)
         inserted([call], [cursor.fetchone()[0]])
         cursor.execute(*spend_add)
