@@ -39,7 +39,7 @@ from automations.services.actions import (
     attempt_send,
     skip,
 )
-from automations.services.runs import move_clauses, run_transition
+from automations.services.runs import move_clauses, move_params, run_transition
 from automations.services.spend import model_call_record, spend_day
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation
@@ -177,8 +177,15 @@ def _run_load(run_id: int, actor: str) -> _Loaded | None:
     with connection.cursor() as cursor:
         if postgresql:
             now = timezone.now()
-            params = {"run": run_id, "actor": actor, "at": now, "day": spend_day(now)}
-            cursor.execute(_run_load_and_move_sql(), params)
+            params = move_params(
+                run_id=run_id,
+                from_state=RunState.RECEIVED,
+                to_state=RunState.DECIDING,
+                actor=actor,
+                at=now,
+                connection=connection,
+            )
+            cursor.execute(_run_load_and_move_sql(), params | {"day": spend_day(now)})
         else:
             cursor.execute(_run_load_sql(), [run_id])
         row = cursor.fetchone()
@@ -215,7 +222,7 @@ def _run_load_sql() -> str:
 @cache
 def _run_load_and_move_sql() -> str:
     return (
-        f"WITH {move_clauses(RunState.RECEIVED, RunState.DECIDING)}"  # noqa: S608 (model names)
+        f"WITH {move_clauses(('state',))}"  # noqa: S608 (model names)
         f" {_run_select(', EXISTS (SELECT 1 FROM moved), d.cost_usd')}"
         f" LEFT JOIN {DailySpend._meta.db_table} d"
         "   ON d.automation_id = r.automation_id AND d.day = %(day)s"

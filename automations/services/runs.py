@@ -67,39 +67,63 @@ def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
 
 def _move_postgresql(run, from_state, to_state, actor, reason, values, connection) -> bool:
     """The guarded UPDATE and its transition row in one statement (atomic on its own)."""
-    fields = [Run._meta.get_field(name) for name in values]
-    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
-    params += [run.pk, from_state, from_state, to_state, actor, reason, timezone.now()]
+    params = move_params(
+        run_id=run.pk,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        reason=reason,
+        values=values,
+        connection=connection,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_transition_sql(tuple(field.column for field in fields)), params)
+        cursor.execute(_transition_sql(tuple(values)), params)
         return cursor.fetchone() is not None
 
 
 @cache
-def _transition_sql(columns: tuple[str, ...]) -> str:
-    assignments = ", ".join(f'"{column}" = %s' for column in columns)
-    run_table, transition_table = Run._meta.db_table, RunTransition._meta.db_table
-    return (
-        "WITH moved AS ("  # noqa: S608 (table and column names from the models, values bound)
-        f" UPDATE {run_table} SET {assignments} WHERE id = %s AND state = %s RETURNING id"
-        f") INSERT INTO {transition_table} (run_id, from_state, to_state, actor, reason, at)"
-        " SELECT id, %s, %s, %s, %s, %s FROM moved RETURNING id"
-    )
+def _transition_sql(names: tuple[str, ...]) -> str:
+    return f"WITH {move_clauses(names)} SELECT id FROM noted"  # noqa: S608 (model names)
 
 
 @cache
-def move_clauses(from_state: str, to_state: str) -> str:
-    """WITH clauses (PostgreSQL) moving run %(run)s from `from_state` to `to_state`, recorded.
+def move_clauses(names: tuple[str, ...]) -> str:
+    """WITH clauses (PostgreSQL) moving a run and recording the move, for move_params' values.
 
-    The transition row names actor %(actor)s and time %(at)s; `moved` holds the
-    run's id when it moved. For a statement that also reads the run: it sees
-    the row as it was before the move, and tells whether it moved from `moved`.
+    `moved` holds the run's id when it was still in its from-state and moved,
+    `noted` the transition row's. A statement that also reads the run sees the
+    row as it was before the move and learns from `moved` whether it moved.
     """
-    check_transition(from_state, to_state)
+    fields = [Run._meta.get_field(name) for name in names]
+    assignments = ", ".join(f'"{field.column}" = %(set_{field.column})s' for field in fields)
     run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
     return (
-        f"moved AS (UPDATE {run_table} SET state = '{to_state}'"  # noqa: S608 (known states)
-        f" WHERE id = %(run)s AND state = '{from_state}' RETURNING id),"
+        f"moved AS (UPDATE {run_table} SET {assignments}"  # noqa: S608 (model names, values bound)
+        " WHERE id = %(run)s AND state = %(from_state)s RETURNING id),"
         f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
-        f" SELECT id, '{from_state}', '{to_state}', %(actor)s, '', %(at)s FROM moved)"
+        " SELECT id, %(from_state)s, %(to_state)s, %(actor)s, %(reason)s, %(at)s FROM moved"
+        " RETURNING id)"
     )
+
+
+def move_params(
+    *, run_id, from_state, to_state, actor, connection, reason="", values=None, at=None
+) -> dict:
+    """The values for move_clauses(tuple(values)): the move checked against the allowed ones.
+
+    `values` are the run's fields to set by name, the new state among them.
+    """
+    check_transition(from_state, to_state)
+    values = values or {"state": to_state}
+    params = {
+        f"set_{field.column}": field.get_db_prep_save(values[field.name], connection)
+        for field in (Run._meta.get_field(name) for name in values)
+    }
+    return params | {
+        "run": run_id,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor,
+        "reason": reason,
+        "at": at or timezone.now(),
+    }
