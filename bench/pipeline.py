@@ -5,7 +5,8 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/pipeline.py [--events 2000] [--paced-events 500] [--rate 50] \\
         [--provider openai|rules] [--redis-url redis://127.0.0.1:6379/4] \\
-        [--gunicorn-workers 2] [--concurrency 2] [--producers 4] [--profile] [--queries]
+        [--gunicorn-workers 2] [--concurrency 2] [--pool prefork|solo] [--producers 4] \\
+        [--profile] [--queries]
 
 What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
 - its own PostgreSQL database `handrail_bench_pipeline` on the server of
@@ -17,7 +18,9 @@ What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
   asyncio servers (bench/_stand_ins.py) so they take little of the cores;
 - the Django app under gunicorn (`--gunicorn-workers` sync workers);
 - `celery -A reviewapp worker` (prefork, `--concurrency` processes) on
-  `--redis-url` (Redis DB 4 by default; its queue is purged first).
+  `--redis-url` (Redis DB 4 by default; its queue is purged first); with
+  `--pool solo`, `--concurrency` solo workers instead, each running its
+  tasks in its own process (no parent handing them to children over pipes).
 
 One automation in autonomous mode with one low-risk intent whose action is a
 signed webhook to the receiver. After a short warm-up it runs two phases:
@@ -101,9 +104,30 @@ decision's transaction, one statement per run transition, the configuration
 cached per worker, Celery's Django fixup no longer closing the connection
 around every task, prepared statements.
 
+The day's third session (a machine that ran the same code at 14-21 ms of
+CPU per decision, about half the speed of the session before, and swung
+by 50 % between runs, so only ratios between adjacent runs mean anything):
+- Celery reads its settings from a dict instead of Django's lazy settings
+  object: 0.76 -> 0.70 ms of CPU per publish, in process.
+- No foreign-key constraint on references to the automation, the API token
+  and the reviewer (automations/models.py says why): PostgreSQL's CPU per
+  decision fell from 0.80 to 0.73 of the API's in three interleaved pairs
+  against the session's start, and all CPU from 4.52 to 4.26 of it.
+- `--pool solo` (two solo workers) against the default prefork pool with 2
+  children, alternating: the workers took 1.98-2.11 times the API's CPU
+  against 2.05-2.41, about 7 % less CPU per decision in all. Throughput
+  measured 83.5-120.5 decisions/s with solo and 45.5-124.8 with prefork,
+  which says more about the machine than about the pools. Solo workers
+  run one task at a time each, as prefork children do, so with a real model
+  answering in seconds either needs many more processes than cores.
+- Latest default run (prefork) in a fast moment: 124.8 decisions/s, 14.2 ms
+  of CPU per decision; overhead at 50/s p50 9.2, p95 11.8, p99 13.7 ms. In
+  slow moments: 83 decisions/s at 21.0 ms, overhead p50 12.8, p99 25.1 ms.
+
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
-   bookkeeping and the prefork pipes): kombu internals.
+   bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
+   internals.
 2. The openai SDK's own request building around httpx (~0.3 ms per call).
 3. The decision's transaction still takes 7 round trips (BEGIN, the move to
    approved, the call with its spend and verdicts, the kill-switch read, the
@@ -164,7 +188,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--provider", choices=("openai", "rules"), default="openai")
     parser.add_argument("--producers", type=int, default=4, help="posting threads, phase (a)")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=2, help="celery prefork processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="celery prefork processes, or solo workers"
+    )
+    parser.add_argument(
+        "--pool",
+        choices=("prefork", "solo"),
+        default="prefork",
+        help="one prefork worker, or --concurrency solo workers (no parent process)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--db-name", default="handrail_bench_pipeline")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per phase")
@@ -173,6 +205,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.events, args.paced_events, args.producers, args.concurrency) < 1 or args.rate <= 0:
         parser.error("--events, --paced-events, --producers, --concurrency and --rate must be > 0")
+    if args.profile and args.pool != "prefork":
+        parser.error("--profile profiles prefork children: use it with --pool prefork")
     return args
 
 
@@ -313,7 +347,8 @@ def child_env(args, database_url: str, secret: str) -> dict:
     }
 
 
-def worker_start(children: Children, args, env: dict, profile_dir: Path | None):
+def worker_start(children: Children, args, env: dict, profile_dir: Path | None) -> list:
+    """Start the Celery worker(s): one prefork worker, or --concurrency solo workers."""
     import subprocess
 
     celery = [sys.executable, "-m", "celery", "-A", "reviewapp"]
@@ -325,34 +360,37 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None):
         check=False,
         timeout=60,
     )
-    worker_args = [
-        "worker",
-        "-Q",
-        "handrail",
-        "-c",
-        str(args.concurrency),
-        "--pool",
-        "prefork",
-        "-l",
-        "info",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-n",
-        f"bench-pipeline-{os.getpid()}@%h",
-    ]
-    if profile_dir is not None:
-        argv = [sys.executable, __file__, "--worker-profiled", str(profile_dir), *worker_args]
-    else:
-        argv = [*celery, *worker_args]
-    log = VAR / "bench-pipeline-worker.log"
-    process = children.start(argv, env=env, log=log)
+    count = args.concurrency if args.pool == "solo" else 1
+    started = []
+    for n in range(count):
+        worker_args = [
+            "worker",
+            "-Q",
+            "handrail",
+            *(["-c", str(args.concurrency)] if args.pool == "prefork" else []),
+            "--pool",
+            args.pool,
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench-pipeline-{os.getpid()}-{n}@%h",
+        ]
+        if profile_dir is not None:
+            argv = [sys.executable, __file__, "--worker-profiled", str(profile_dir), *worker_args]
+        else:
+            argv = [*celery, *worker_args]
+        log = VAR / f"bench-pipeline-worker-{n}.log"
+        started.append((children.start(argv, env=env, log=log), log))
     deadline = time.monotonic() + 60
-    while " ready." not in log_tail(log, 100_000):
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"the celery worker did not start:\n{log_tail(log)}")
-        time.sleep(0.2)
-    return process
+    for process, log in started:
+        while " ready." not in log_tail(log, 100_000):
+            if process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the celery worker did not start:\n{log_tail(log)}")
+            time.sleep(0.2)
+    return [process for process, _ in started]
 
 
 def gunicorn_start(children: Children, args, env: dict) -> tuple:
@@ -762,30 +800,30 @@ def main() -> None:
             profile_dir.mkdir(exist_ok=True)
             for old in profile_dir.glob("*.prof"):
                 old.unlink()
-        worker = worker_start(children, args, env, profile_dir)
+        workers = worker_start(children, args, env, profile_dir)
         api, port = gunicorn_start(children, args, env)
         connection.close()
 
         print(
-            f"provider {args.provider}, {args.concurrency} celery prefork processes, "
+            f"provider {args.provider}, {args.concurrency} celery {args.pool} processes, "
             f"{args.gunicorn_workers} gunicorn workers, {os.cpu_count()} CPUs"
         )
         warm = produce(
             port=port, token=token, prefix="warm", count=args.warmup, threads=2, rate=None
         )
-        runs_settle(warm[1], args.timeout, [worker, api])
+        runs_settle(warm[1], args.timeout, [*workers, api])
         meter = CpuMeter(
             {
                 "api": lambda: descendants(api.pid),
-                "worker main": lambda: [worker.pid],
-                "worker children": lambda: descendants(worker.pid)[1:],
+                "worker main": lambda: [w.pid for w in workers],
+                "worker children": lambda: [pid for w in workers for pid in descendants(w.pid)[1:]],
                 "postgres": lambda: postgres_backends(args.db_name),
                 "redis": redis_pids,
                 "servers": lambda: [servers.pid],
                 "bench": lambda: [os.getpid()],
             }
         )
-        phase = dict(args=args, meter=meter, port=port, token=token, processes=[worker, api])
+        phase = dict(args=args, meter=meter, port=port, token=token, processes=[*workers, api])
         fast = run_phase(
             "(a) max throughput", **phase, prefix="max", count=args.events,
             threads=args.producers, rate=None,
@@ -795,7 +833,8 @@ def main() -> None:
             count=args.paced_events, threads=4, rate=args.rate,
         )  # fmt: skip
         children.stop(api)
-        children.stop(worker, timeout=30)
+        for worker in workers:
+            children.stop(worker, timeout=30)
         parent_conn.send("stats")
         stats = parent_conn.recv()
         all_ids = warm[1] + fast["run_ids"] + paced["run_ids"]
