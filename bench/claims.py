@@ -60,6 +60,18 @@ average. History: the services did 225 claims/s before the one-statement
 claim, 915/s before the decide-and-claim statement and the leaner indexes,
 1,346/s before dropping the claimed_by, Label.run and Label.reviewer
 indexes (1,393/s right after, back to back).
+
+Later the same day, on a machine half to two thirds as fast (bare: 1,893-1,916/s),
+the foreign keys to the automation and user rows were dropped (see
+automations/models.py: each one locked a row every reviewer shares). The
+services went from 0.47 of the bare figure (881 against 1,893/s) to 0.58
+(1,110-1,122 against 1,916/s, p95 53.6-55.0 ms; reviewers 0.74 + postgres
+0.96 ms of CPU per claim against bare's 0.37 + 0.58). pgbench running the
+services' claim and decision statements (32 clients, prepared) gave 10-21 %
+more cycles per second without those constraints in five of five adjacent
+pairs. In that pgbench, leaving out the Label's insert gave ~8 % more
+cycles/s, leaving out the run's move and transition ~25 %, and the bare
+decision ~46 %: what remains is the work the decision must record.
 """
 
 import argparse
