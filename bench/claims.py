@@ -68,8 +68,9 @@ services went from 0.47 of the bare figure (881 against 1,893/s) to 0.58
 (1,110-1,122 against 1,916/s, p95 53.6-55.0 ms; reviewers 0.74 + postgres
 0.96 ms of CPU per claim against bare's 0.37 + 0.58). pgbench running the
 services' claim and decision statements (32 clients, prepared) gave 10-21 %
-more cycles per second without those constraints in five of five adjacent
-pairs. In that pgbench, leaving out the Label's insert gave ~8 % more
+more cycles per second without those constraints in five of six adjacent
+pairs (the first, while the copied database warmed up, went the other
+way). In that pgbench, leaving out the Label's insert gave ~8 % more
 cycles/s, leaving out the run's move and transition ~25 %, and the bare
 decision ~46 %: what remains is the work the decision must record.
 """
