@@ -5,7 +5,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/claims.py [--tasks 1000000] [--automations 20] \\
         [--reviewers 32] [--seconds 20] [--processes 2] [--stretch 10] \\
-        [--mode services|sql|bare] [--reuse]
+        [--rate 0] [--mode services|sql|bare] [--reuse]
 
 It creates (drops first) its own database `handrail_bench_claims` on the
 server of DATABASE_URL (`--db-name` to change), migrates it, bulk-loads
@@ -29,6 +29,17 @@ straight through psycopg, which shows what Django costs; `--mode bare` runs
 the bare claim (`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
 RETURNING`) and a one-statement decision without Label or run, the ceiling
 to compare with.
+
+By default every reviewer claims again as soon as it has decided, with no
+time spent reading the case: the reviewers always have 32 calls in flight,
+the 2 cores are saturated, and by Little's law a claim waits 32 / throughput
+on average whatever the code does (bare statements too). `--rate R` offers
+R claims/s instead: each reviewer claims on its own schedule, R / reviewers
+per second from a random phase, so the figures say what a reviewer waits
+while the 32 of them together claim R tasks a second. A paced claim's
+latency counts from its slot, not from when the call started, so a backlog
+shows in the latencies (no coordinated omission), and claims/s counts only
+the claims handed over by the end of the window.
 
 A claim's latency is the wall time of the call that hands the task over: the
 claim alone, or the decision and claim together. After the run every claim
@@ -115,6 +126,12 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=10,
         help="tasks a reviewer decides in one queue before moving to another",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered claims/s over all reviewers, each on its own schedule (0: back to back)",
     )
     parser.add_argument("--mode", choices=("services", "sql", "bare"), default="services")
     parser.add_argument("--db-name", default="handrail_bench_claims")
@@ -457,47 +474,77 @@ def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, err
     """One reviewer: work one queue for a stretch, then another, until the deadline.
 
     In a stretch each decision claims the next task with it, as the console's
-    submit does; the last one of the stretch is decided alone. A claim's
-    latency is the wall time of the call that hands the task over (for the
-    combined call, the decision included).
+    submit does; the last one of the stretch is decided alone, right after
+    the stretch's last claim. A claim's latency is the wall time of the call
+    that hands the task over (for the combined call, the decision included),
+    counted from the claim's slot when paced (see Pacer).
     """
     rng = random.Random(user_id)
-    latencies, claims, decisions = [], [], 0
+    pacer = Pacer(RATE / REVIEWER_COUNT if RATE else 0.0, deadline, rng)
+    latencies, claims, decisions, handed = [], [], 0, 0
     reviewer = None
     try:
         reviewer = REVIEWERS[MODE](user_id, url)
-        while time.perf_counter() < deadline:
-            automation_id = rng.choice(automation_ids)
-            started = time.perf_counter()
-            task_id = reviewer.claim(automation_id)
+        while (started := pacer.slot()) is not None:
+            task_id = reviewer.claim(rng.choice(automation_ids))
             for left in range(STRETCH - 1, -1, -1):
                 if task_id is None:
                     break
                 if started >= measure_from:
-                    latencies.append(time.perf_counter() - started)
+                    ended = time.perf_counter()
+                    latencies.append(ended - started)
+                    # Throughput counts claims handed over by the deadline: a paced
+                    # reviewer that fell behind makes its last slots after it.
+                    handed += ended <= deadline
                 claims.append(task_id)
                 approve, reason = rng.random() < 0.8, rng.choice(REASONS)
-                started = time.perf_counter()
-                if left and started < deadline:
+                if left and (started := pacer.slot()) is not None:
                     following = reviewer.decide_and_next(task_id, approve, reason)
                 else:
                     reviewer.decide(task_id, approve, reason)
                     following = None
-                if started >= measure_from:
-                    decisions += 1
+                decisions += measure_from <= time.perf_counter() <= deadline
                 task_id = following
     except Exception as exc:  # counted and printed; a failed reviewer must not hide the others
         errors.append(f"reviewer {user_id}: {type(exc).__name__}: {exc}")
     finally:
         if reviewer is not None:
             reviewer.close()
-    out.append((user_id, latencies, claims, decisions))
+    out.append((user_id, latencies, claims, decisions, handed))
 
 
-def process_main(url, mode, stretch, reviewers, deadline_in, warmup, result_queue):
+class Pacer:
+    """When a reviewer makes its next claim: at once, or on a fixed schedule.
+
+    Paced (`per_second` > 0), claim n is due at a random phase plus n
+    intervals, and its latency counts from then, not from when the call
+    started: a reviewer that falls behind its schedule shows the backlog in
+    its latencies instead of quietly offering less (coordinated omission).
+    """
+
+    def __init__(self, per_second: float, deadline: float, rng: random.Random):
+        self.interval = 1 / per_second if per_second else 0.0
+        self.deadline = deadline
+        self.due = time.perf_counter() + rng.random() * self.interval
+
+    def slot(self) -> float | None:
+        """Wait for the next claim's slot; its time, or None once the deadline has come."""
+        now = time.perf_counter()
+        if not self.interval:
+            return now if now < self.deadline else None
+        due, self.due = self.due, self.due + self.interval
+        if due >= self.deadline:
+            return None
+        if due > now:
+            time.sleep(due - now)
+        return due
+
+
+def process_main(url, args, reviewers, deadline_in, result_queue):
     """One worker process: its share of the reviewers as threads."""
-    global MODE, STRETCH
-    MODE, STRETCH = mode, stretch
+    global MODE, STRETCH, RATE, REVIEWER_COUNT
+    MODE, STRETCH, RATE, REVIEWER_COUNT = args.mode, args.stretch, args.rate, args.reviewers
+    warmup = args.warmup
     django_setup(url)
     now = time.perf_counter()
     deadline, measure_from = now + deadline_in, now + warmup
@@ -518,6 +565,8 @@ def process_main(url, mode, stretch, reviewers, deadline_in, warmup, result_queu
 
 MODE = "services"
 STRETCH = 10
+RATE = 0.0  # offered claims/s over all reviewers; 0: each claims again at once
+REVIEWER_COUNT = 32
 
 
 def verify(results) -> tuple[int, list[str]]:
@@ -526,7 +575,7 @@ def verify(results) -> tuple[int, list[str]]:
 
     owner_of: dict[int, int] = {}
     counts: Counter = Counter()
-    for user_id, _, claims, _ in results:
+    for user_id, _, claims, *_ in results:
         for task_id in claims:
             counts[task_id] += 1
             owner_of[task_id] = user_id
@@ -580,14 +629,15 @@ def main() -> None:
     processes = [
         multiprocessing.get_context("fork").Process(
             target=process_main,
-            args=(url, args.mode, args.stretch, share, duration, args.warmup, results_queue),
+            args=(url, args, share, duration, results_queue),
         )
         for share in shares
         if share
     ]
     print(
         f"{args.reviewers} reviewers in {len(processes)} processes, mode {args.mode}, "
-        f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured ...",
+        + (f"offered {args.rate:,.0f} claims/s, " if args.rate else "back to back, ")
+        + f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured ...",
         flush=True,
     )
     for process in processes:
@@ -612,13 +662,14 @@ def main() -> None:
     for process in processes:
         process.join()
 
-    latencies = sorted(x for _, lat, _, _ in results for x in lat)
-    decisions = sum(d for _, _, _, d in results)
-    total_claims = sum(len(c) for _, _, c, _ in results)
+    latencies = sorted(x for _, lat, *_ in results for x in lat)
+    in_window = sum(handed for *_, handed in results)
+    decisions = sum(d for _, _, _, d, _ in results)
+    total_claims = sum(len(c) for _, _, c, *_ in results)
     doubles, problems = verify(results)
     ms = [x * 1000 for x in latencies]
     print(f"tasks {args.tasks:,}  automations {args.automations}  reviewers {args.reviewers}")
-    print(f"claims/s        {len(latencies) / args.seconds:,.0f}")
+    print(f"claims/s        {in_window / args.seconds:,.0f}")
     print(
         f"claim latency   p50 {percentile(ms, 50):.1f} ms  p95 {percentile(ms, 95):.1f} ms  "
         f"p99 {percentile(ms, 99):.1f} ms  mean {statistics.fmean(ms) if ms else 0:.1f} ms"
