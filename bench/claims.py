@@ -84,6 +84,22 @@ pairs (the first, while the copied database warmed up, went the other
 way). In that pgbench, leaving out the Label's insert gave ~8 % more
 cycles/s, leaving out the run's move and transition ~25 %, and the bare
 decision ~46 %: what remains is the work the decision must record.
+
+The day's fourth session, on a machine twice the reference's speed
+(bench/ceilings.py: TPC-B 5,226-5,281 tps against 2,700), back to back:
+services 1,723-2,126/s, p95 28.9-35.9 ms (reviewers 0.34-0.43 + postgres
+0.56-0.67 ms of CPU per claim); bare 4,941-4,970/s, p95 13.8-15.2 ms. Paced
+(`--rate`), the services' claim p95 was 3.5 ms at 1,000 claims/s, 10.9 ms
+at 1,250/s, 45.9 ms at 1,500/s and 1,130 ms at 2,000/s (kept up, 0.5 s
+behind); bare at 2,000/s: 2.5 ms at 61 % busy. A claim costs more CPU at
+moderate load than saturated (1.1 against 0.9 ms; probably fewer commits
+and wake-ups shared), so 2,000/s within 15 ms needs about 0.7 ms per claim
+on this machine, half the services' cost. Tried and not kept: the
+run table without its (automation, state) index and with fillfactor 70, so
+that a decision's run update is HOT (1,829 against 1,915/s, PostgreSQL's
+CPU per claim 0.62 both ways); plan_cache_mode=force_generic_plan (within
+noise); 8 reviewer processes instead of 2 (1,334 against 1,790/s: more CPU
+per claim).
 """
 
 import argparse

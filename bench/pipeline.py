@@ -124,6 +124,16 @@ by 50 % between runs, so only ratios between adjacent runs mean anything):
   of CPU per decision; overhead at 50/s p50 9.2, p95 11.8, p99 13.7 ms. In
   slow moments: 83 decisions/s at 21.0 ms, overhead p50 12.8, p99 25.1 ms.
 
+The day's fourth session, on a machine that bench/ceilings.py put at about
+twice the reference (TPC-B 5,226-5,281 tps against 2,700; Celery's no-op
+drain 1,564-1,660 tasks/s against 800), the same code: 148.5-207.1
+decisions/s (199.8 and 207.1 in the hour of the ceilings) at 8.5-11.8 ms of
+CPU per decision; overhead at 50/s p50 6.9-8.1, p99 8.7-34.9 ms. That is
+0.12 of the machine's no-op drain, about 96/s on the reference machine,
+where 150/s would be 0.19 of it: the target is not met. `--concurrency 4`
+filled the ~11 % idle (97 % busy) and gave 191.5 against 172.1/s with 2
+back to back; the default stays 2 to keep figures comparable.
+
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
    bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
