@@ -327,7 +327,7 @@ def attempt_record(
 # answer is kept even when the run moved on meanwhile).
 DELIVERED_SQL = """
 WITH moved AS (
-    UPDATE automations_run SET state = 'executed', reason = %(reason)s
+    UPDATE automations_run SET state = 'executed', reason = %(reason)s, updated_at = %(now)s
     WHERE id = %(run)s AND state = 'executing'
     RETURNING id
 ), attempt AS (

@@ -93,7 +93,7 @@ run_ok AS (
 ), moved AS (
     UPDATE automations_run
     SET state = %(to_state)s, final_intent = %(final)s::jsonb, decided_by = 'reviewer',
-        reason = %(reason)s
+        reason = %(reason)s, updated_at = %(now)s
     WHERE id IN (SELECT id FROM run_ok) AND EXISTS (SELECT 1 FROM task)
     RETURNING id
 ), transition AS (

@@ -37,15 +37,19 @@ def run_transition(
     if reason:
         values.setdefault("reason", reason)
     connection = transaction.get_connection()
+    now = timezone.now()
     if connection.vendor == "postgresql":
-        moved = _move_postgresql(run, from_state, to_state, actor, reason, values, connection)
+        moved = _move_postgresql(run, from_state, to_state, actor, reason, values, connection, now)
         if moved and on_commit is not None:
             transaction.on_commit(on_commit)
     else:
         # No savepoint: callers nest this in their own transaction, and a lost race
-        # raises only after the block, having written nothing.
+        # raises only after the block, having written nothing. update() skips auto_now.
         with transaction.atomic(savepoint=False):
-            moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values) == 1
+            moved = (
+                Run.objects.filter(pk=run.pk, state=from_state).update(**values, updated_at=now)
+                == 1
+            )
             if moved:
                 RunTransition.objects.create(
                     run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
@@ -56,6 +60,7 @@ def run_transition(
         raise transition_refused(run.pk, to_state)
     for name, value in values.items():
         setattr(run, name, value)
+    run.updated_at = now
     return run
 
 
@@ -65,7 +70,7 @@ def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
     return IllegalTransition(current or "gone", to_state)
 
 
-def _move_postgresql(run, from_state, to_state, actor, reason, values, connection) -> bool:
+def _move_postgresql(run, from_state, to_state, actor, reason, values, connection, now) -> bool:
     """The guarded UPDATE and its transition row in one statement (atomic on its own)."""
     params = move_params(
         run_id=run.pk,
@@ -75,6 +80,7 @@ def _move_postgresql(run, from_state, to_state, actor, reason, values, connectio
         reason=reason,
         values=values,
         connection=connection,
+        at=now,
     )
     with connection.cursor() as cursor:
         cursor.execute(_transition_sql(tuple(values)), params)
@@ -90,12 +96,14 @@ def _transition_sql(names: tuple[str, ...]) -> str:
 def move_clauses(names: tuple[str, ...]) -> str:
     """WITH clauses (PostgreSQL) moving a run and recording the move, for move_params' values.
 
-    `moved` holds the run's id when it was still in its from-state and moved,
-    `noted` the transition row's. A statement that also reads the run sees the
-    row as it was before the move and learns from `moved` whether it moved.
+    `moved` holds the run's id when it was still in its from-state and moved
+    (updated_at set to the transition's time), `noted` the transition row's. A
+    statement that also reads the run sees the row as it was before the move
+    and learns from `moved` whether it moved.
     """
     fields = [Run._meta.get_field(name) for name in names]
     assignments = ", ".join(f'"{field.column}" = %(set_{field.column})s' for field in fields)
+    assignments += ', "updated_at" = %(at)s'
     run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
     return (
         f"moved AS (UPDATE {run_table} SET {assignments}"  # noqa: S608 (model names, values bound)

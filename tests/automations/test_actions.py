@@ -115,11 +115,13 @@ class TestDelivery:
 
     def test_success_executes_the_run_and_records_the_attempt(self, receiver, secret):
         run = approved_run(receiver)
+        Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(hours=1))
         receiver.enqueue(201, body='{"ticket": "T-1"}')
 
         attempt(run)
 
         assert run.state == "executed"
+        assert abs(run.updated_at - run.transitions.last().at) < timedelta(seconds=1)
         assert transitions(run) == [("approved", "executing"), ("executing", "executed")]
         assert {t.actor for t in run.transitions.all()} == {ACTOR}
         action = Action.objects.get(run=run)

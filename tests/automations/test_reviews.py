@@ -233,6 +233,7 @@ def test_approve_as_is_records_accepted_and_executes_after_commit(
 ):
     now = timezone.now()
     task = claimed(automation, reviewer, now=now)
+    Run.objects.filter(pk=task.run_id).update(updated_at=now - timedelta(hours=1))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         review_decide(
@@ -255,6 +256,7 @@ def test_approve_as_is_records_accepted_and_executes_after_commit(
     assert task.run.final_intent == {"intent": "route_ticket", "arguments": PROPOSED["arguments"]}
     transition = task.run.transitions.last()
     assert (transition.to_state, transition.actor) == ("approved", "user:ravi")
+    assert abs(task.run.updated_at - transition.at) < timedelta(seconds=1)
     label = Label.objects.get(review_task=task)
     assert (label.outcome, label.model_intent, label.diff, label.reviewer) == (
         "accepted",

@@ -1,5 +1,9 @@
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from automations.models import Run
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState, check_transition
 from tests.factories import RunFactory
@@ -20,6 +24,17 @@ def test_transition_is_recorded_with_actor_and_reason():
     assert transition.actor == "worker:test"
     run.refresh_from_db()
     assert run.state == "deciding"
+
+
+@pytest.mark.django_db
+def test_a_move_marks_the_run_updated_at_the_time_of_its_transition():
+    run = RunFactory()
+    Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+
+    run_transition(run=run, to_state=RunState.DECIDING, actor="worker:test")
+
+    run.refresh_from_db()
+    assert abs(run.updated_at - run.transitions.get().at) < timedelta(seconds=1)
 
 
 @pytest.mark.django_db
