@@ -88,7 +88,7 @@ decision ~46 %: what remains is the work the decision must record.
 The day's fourth session, on a machine twice the reference's speed
 (bench/ceilings.py: TPC-B 5,226-5,281 tps against 2,700), back to back:
 services 1,723-2,126/s, p95 28.9-35.9 ms (reviewers 0.34-0.43 + postgres
-0.56-0.67 ms of CPU per claim); bare 4,941-4,970/s, p95 13.8-15.2 ms. Paced
+0.55-0.67 ms of CPU per claim); bare 4,941-4,970/s, p95 13.8-15.2 ms. Paced
 (`--rate`), the services' claim p95 was 3.5 ms at 1,000 claims/s, 10.9 ms
 at 1,250/s, 45.9 ms at 1,500/s and 1,130 ms at 2,000/s (kept up, 0.5 s
 behind); bare at 2,000/s: 2.5 ms at 61 % busy. A claim costs more CPU at
@@ -560,10 +560,9 @@ def process_main(url, args, reviewers, deadline_in, result_queue):
     """One worker process: its share of the reviewers as threads."""
     global MODE, STRETCH, RATE, REVIEWER_COUNT
     MODE, STRETCH, RATE, REVIEWER_COUNT = args.mode, args.stretch, args.rate, args.reviewers
-    warmup = args.warmup
     django_setup(url)
     now = time.perf_counter()
-    deadline, measure_from = now + deadline_in, now + warmup
+    deadline, measure_from = now + deadline_in, now + args.warmup
     out, errors = [], []
     threads = [
         threading.Thread(
