@@ -35,12 +35,20 @@ def bench_database_urls(db_name: str) -> tuple[str, str]:
     )
 
 
-def database_recreate(admin_url: str, db_name: str) -> None:
-    """Drop the bench database if it exists and create it empty."""
+def database_drop(admin_url: str, db_name: str) -> None:
+    """Drop the bench database if it exists, whoever is still connected to it."""
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+def database_recreate(admin_url: str, db_name: str) -> None:
+    """Drop the bench database if it exists and create it empty."""
+    import psycopg
+
+    database_drop(admin_url, db_name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db_name}"')
 
 

@@ -54,6 +54,7 @@ from bench._support import (  # noqa: E402 (after the path is set)
     Children,
     CpuMeter,
     bench_database_urls,
+    database_drop,
     database_recreate,
     descendants,
     log_tail,
@@ -274,13 +275,6 @@ def geometric_mean(ratios: list[float]) -> float:
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
 
-def database_drop(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
 def main() -> None:
     args = parse_args()
     VAR.mkdir(exist_ok=True)
@@ -298,7 +292,7 @@ def main() -> None:
         sys.exit(130)
     finally:
         children.stop_all()  # ignores further signals from here on
-        database_drop(admin_url)
+        database_drop(admin_url, DB_NAME)
     print(
         f"\nthis machine vs the reference: PostgreSQL x{geometric_mean(postgres):.2f}, "
         f"Celery x{geometric_mean(celery):.2f}"

@@ -120,6 +120,7 @@ from bench._support import (  # noqa: E402 (after the path is set)
     ROUTE_SCHEMA,
     CpuMeter,
     bench_database_urls,
+    database_recreate,
     descendants,
     percentile,
     postgres_backends,
@@ -161,10 +162,9 @@ def database_create(admin_url: str, db_name: str, reuse: bool) -> bool:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
-        if exists and reuse:
-            return False
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
+    if exists and reuse:
+        return False
+    database_recreate(admin_url, db_name)
     return True
 
 
