@@ -71,8 +71,15 @@ def insert_statement(objs: Sequence[Model], connection) -> tuple[str, list]:
     """
     model = type(objs[0])
     fields = _insert_fields(model)
-    params = [value for obj in objs for value in saved_values(obj, fields, connection)]
-    return _insert_sql(model, len(objs)), params
+    rows = [saved_values(obj, fields, connection) for obj in objs]
+    if connection.vendor == "postgresql" and len(rows) > 1:
+        # One array per column, as Django's bulk_create does on PostgreSQL: the
+        # text and its parameter count stay the same whatever the number of
+        # rows, so psycopg keeps its parsing (it re-parses a statement of more
+        # than 50 parameters on every call) and PostgreSQL its prepared plan.
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return _insert_unnest_sql(model, connection.alias), columns
+    return _insert_sql(model, len(rows)), [value for row in rows for value in row]
 
 
 def inserted(objs: Sequence[Model], ids: Sequence, *, using: str = "default") -> None:
@@ -118,4 +125,18 @@ def _insert_sql(model: type[Model], rows: int) -> str:
     return (
         f'INSERT INTO "{model._meta.db_table}" ({columns}) '  # noqa: S608 (model names, bound values)
         f'VALUES {values} RETURNING "{model._meta.pk.column}"'
+    )
+
+
+@cache
+def _insert_unnest_sql(model: type[Model], using: str) -> str:
+    fields = _insert_fields(model)
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    # The base type (varchar, not varchar(50)), as Django casts it: nothing is truncated.
+    arrays = ", ".join(
+        f"%s::{field.db_type(connections[using]).split('(')[0]}[]" for field in fields
+    )
+    return (
+        f'INSERT INTO "{model._meta.db_table}" ({columns}) '  # noqa: S608 (model names, bound values)
+        f'SELECT * FROM unnest({arrays}) RETURNING "{model._meta.pk.column}"'
     )

@@ -141,3 +141,26 @@ def test_statements_together_run_as_one_and_return_the_last_ones_rows():
 
 def test_one_statement_together_is_that_statement():
     assert together([("SELECT %s", [1])]) == ("SELECT %s", [1])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one array per column: PostgreSQL")
+def test_many_rows_go_in_one_statement_whose_text_does_not_grow_with_them():
+    run = RunFactory()
+    few = verdicts_for(run, ["segment_policy", "budget"])
+    many = verdicts_for(run, ["confidence", "intent_risk", "pii", "do_not_automate", "kill"])
+    for verdict in many:
+        verdict.position += 2
+    many[0].reason, many[1].details = "it's 'quoted', naïve", {"nested": [1, None, "x"]}
+
+    (few_sql, few_params), (many_sql, many_params) = (
+        insert_statement(rows, connection) for rows in (few, many)
+    )
+    insert_rows(few)
+    insert_rows(many)
+
+    # The same text and parameter count: psycopg and PostgreSQL prepare it once.
+    assert few_sql == many_sql and len(few_params) == len(many_params)
+    stored = list(GuardrailVerdict.objects.filter(run=run).order_by("position"))
+    assert [v.pk for v in stored] == [v.pk for v in few + many]
+    assert stored[2].reason == "it's 'quoted', naïve"
+    assert stored[3].details == {"nested": [1, None, "x"]}
