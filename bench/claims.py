@@ -100,6 +100,34 @@ that a decision's run update is HOT (1,829 against 1,915/s, PostgreSQL's
 CPU per claim 0.62 both ways); plan_cache_mode=force_generic_plan (within
 noise); 8 reviewer processes instead of 2 (1,334 against 1,790/s: more CPU
 per claim).
+
+The day's fifth session, on a machine at the reference's speed
+(bench/ceilings.py: TPC-B 2,988-3,216 tps, Celery no-op drain 850-1,001/s;
+the issue's own ceiling, the bare claim alone, bench/pgbench/bare_claim.sql:
+4,681-5,477/s in the first second or three of a fresh queue, the issue's
+"about 5,500", falling to ~2,100/s by 15 s as claimed tasks pile up at the
+head of each queue):
+
+    mode, offered           claims/s  latency p50 / p95 / p99   CPU ms per claim
+    services, back to back     1,196  21.4 / 51.0 / 73.9 ms      0.64 + pg 0.92
+    sql, back to back          1,846  14.4 / 31.1 / 40.9 ms      0.33 + pg 0.71
+    bare, back to back         2,947   8.4 / 23.0 / 34.8 ms      0.25 + pg 0.40
+    services at 800/s            798   4.6 / 27.1 / 93.6 ms
+    services at 1,000/s          998   7.0 / 126.8 / 322 ms
+    services at 2,000/s        1,070  falls behind (p50 6.7 s)
+    sql at 2,000/s             1,338  falls behind (p50 4.3 s)  0.30 + pg 0.64
+    bare at 2,000/s            1,994   3.6 / 30.4 / 58.8 ms      0.33 + pg 0.53 (91 % busy)
+    pgbench bare pair, 2,000/s 2,002   2.3 / 9.2 / 62.1 ms       (bench/pgbench/bare_pair.sql)
+
+So on the reference machine the target is out of reach of the records the
+issue asks for, not of Django alone: the services' own statements sent
+from a lean psycopg client (`sql`) cannot sustain 2,000 cycles/s, and even
+the bare claim and a decision that writes only the task, from Python
+threads, have p95 30 ms at 2,000/s. Only a C client (pgbench) running the
+bare pair stays within 15 ms. A decision must also store its Label, move
+the run and record the transition (PostgreSQL 0.64-0.71 against 0.40-0.53
+ms per cycle), and a reviewer's client costs at least 0.3 ms of the same
+two cores.
 """
 
 import argparse

@@ -134,6 +134,21 @@ where 150/s would be 0.19 of it: the target is not met. `--concurrency 4`
 filled the ~11 % idle (97 % busy) and gave 191.5 against 172.1/s with 2
 back to back; the default stays 2 to keep figures comparable.
 
+The day's fifth session, on a machine at the reference's speed (ceilings.py:
+TPC-B 2,988-3,216 tps, Celery's no-op drain 850-1,001 tasks/s against the
+issue's ~830), so figures compare with the target directly: 144.0
+decisions/s at 12.3 ms of CPU per decision in the first run, then
+96.5-124.0/s at 14.4-18.4 ms as the VM slowed (115.7/s at 15.3 ms right
+after a drain of 894/s); overhead at 50/s p50 10.1-12.0, p95 13.0-13.9, p99
+17.0-19.3 ms (met). Not met: 150/s needs about 11 ms of CPU per
+decision at 90 % busy. `--concurrency 4` against 2 in three alternating
+pairs: 112.6, 110.8, 121.3 against 122.1, 115.5, 121.0/s (more CPU per
+decision, no gain on this machine); a threads pool (2 workers of 4 threads)
+gave 93.4 and 124.4 against 103.2 and 124.0/s with prefork: not kept. The
+decision's statement (call, spend and six verdicts) had 60 parameters, and
+psycopg re-parses any statement of more than 50 on every call (0.15 against
+0.015 ms); the verdicts now go in as one array per column (reviewapp/rows.py).
+
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
    bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
