@@ -68,6 +68,8 @@ def insert_statement(objs: Sequence[Model], connection) -> tuple[str, list]:
     """The INSERT … RETURNING pk of new rows of one model, and its values as save() writes them.
 
     Valuing the rows fills their automatic fields (auto_now_add), as save() would.
+    The pks come back in the order of `objs`. On PostgreSQL, several rows are
+    bound as one array per column (the params are then those arrays).
     """
     model = type(objs[0])
     fields = _insert_fields(model)
