@@ -140,7 +140,7 @@ issue's ~830), so figures compare with the target directly: 144.0
 decisions/s at 12.3 ms of CPU per decision in the first run, then
 96.5-124.0/s at 14.4-18.4 ms as the VM slowed (115.7/s at 15.3 ms right
 after a drain of 894/s); overhead at 50/s p50 10.1-12.0, p95 13.0-13.9, p99
-17.0-19.3 ms (met). Not met: 150/s needs about 11 ms of CPU per
+17.0-19.3 ms (met). Not met: 150/s needs about 12 ms of CPU per
 decision at 90 % busy. `--concurrency 4` against 2 in three alternating
 pairs: 112.6, 110.8, 121.3 against 122.1, 115.5, 121.0/s (more CPU per
 decision, no gain on this machine); a threads pool (2 workers of 4 threads)
