@@ -120,25 +120,24 @@ def _insert_fields(model: type[Model]) -> tuple:
 
 @cache
 def _insert_sql(model: type[Model], rows: int) -> str:
-    fields = _insert_fields(model)
-    columns = ", ".join(f'"{field.column}"' for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    values = ", ".join([row] * rows)
-    return (
-        f'INSERT INTO "{model._meta.db_table}" ({columns}) '  # noqa: S608 (model names, bound values)
-        f'VALUES {values} RETURNING "{model._meta.pk.column}"'
-    )
+    row = "(" + ", ".join(["%s"] * len(_insert_fields(model))) + ")"
+    return _insert_into(model, "VALUES " + ", ".join([row] * rows))
 
 
 @cache
 def _insert_unnest_sql(model: type[Model], using: str) -> str:
-    fields = _insert_fields(model)
-    columns = ", ".join(f'"{field.column}"' for field in fields)
     # The base type (varchar, not varchar(50)), as Django casts it: nothing is truncated.
     arrays = ", ".join(
-        f"%s::{field.db_type(connections[using]).split('(')[0]}[]" for field in fields
+        f"%s::{field.db_type(connections[using]).split('(')[0]}[]"
+        for field in _insert_fields(model)
     )
+    return _insert_into(model, f"SELECT * FROM unnest({arrays})")  # noqa: S608 (types, bound values)
+
+
+def _insert_into(model: type[Model], rows_source: str) -> str:
+    """INSERT of `model`'s non-pk columns from `rows_source`, RETURNING the new pks."""
+    columns = ", ".join(f'"{field.column}"' for field in _insert_fields(model))
     return (
         f'INSERT INTO "{model._meta.db_table}" ({columns}) '  # noqa: S608 (model names, bound values)
-        f'SELECT * FROM unnest({arrays}) RETURNING "{model._meta.pk.column}"'
+        f'{rows_source} RETURNING "{model._meta.pk.column}"'
     )
