@@ -712,10 +712,14 @@ def invariants_check(all_run_ids: list[int], stats: dict) -> list[str]:
 # -- the query-count harness ------------------------------------------------------------------
 
 
-def queries_harness(token: str, events: int = 20, profile: bool = False) -> None:
+def queries_harness(token: str, events: int = 300, profile: bool = False) -> None:
     """Ingest, decide and execute `events` events in process; print queries and CPU per step.
 
-    With `profile`, each step also runs under cProfile and its top functions are printed.
+    The CPU per step is the mean over the events after the first 5, run as the
+    worker runs them; the queries are captured from one more event at the end
+    (capturing makes Django format every statement, which would inflate the
+    CPU). With `profile`, each step also runs under cProfile and its top
+    functions are printed.
     """
     from django.db import connection
     from django.test import Client
@@ -731,10 +735,8 @@ def queries_harness(token: str, events: int = 20, profile: bool = False) -> None
     ingestion.enqueue_decide = lambda run_id: None
     client = Client(HTTP_HOST="127.0.0.1")
     actor = worker_actor()
-    steps = {"ingest (API view)": [], "decide + attempt": []}
-    profilers = {name: cProfile.Profile(time.process_time) for name in steps}
-    sql = {}
-    for number in range(events):
+
+    def ingest(number: int) -> int:
         body = json.dumps(
             {
                 "idempotency_key": f"q-{number}",
@@ -742,38 +744,44 @@ def queries_harness(token: str, events: int = 20, profile: bool = False) -> None
                 "payload": {"subject": "Invoice", "body": "Where is my invoice?"},
             }
         )
-        measured = profile and number >= 5
-        with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            f"/api/v1/automations/{SLUG}/events",
+            body,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return int(response.json()["run_id"])
+
+    def decide(run_id: int) -> None:
+        run_advance(run_id=run_id, actor=actor)  # the decide task's one call
+
+    steps = {"ingest (API view)": ingest, "decide + attempt": decide}
+    cpu = {name: 0.0 for name in steps}
+    profilers = {name: cProfile.Profile(time.process_time) for name in steps}
+    for number in range(events):
+        measured = number >= 5
+        value = number
+        for name, step in steps.items():
+            if measured and profile:
+                profilers[name].enable()
             started = time.process_time()
+            value = step(value)
+            elapsed = time.process_time() - started
+            profilers[name].disable()
             if measured:
-                profilers["ingest (API view)"].enable()
-            response = client.post(
-                f"/api/v1/automations/{SLUG}/events",
-                body,
-                content_type="application/json",
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            profilers["ingest (API view)"].disable()
-            steps["ingest (API view)"].append((len(captured), time.process_time() - started))
-        sql["ingest (API view)"] = [q["sql"] for q in captured.captured_queries]
-        run_id = int(response.json()["run_id"])
-        for name, call in (("decide + attempt", run_advance),):  # the decide task's one call
-            with CaptureQueriesContext(connection) as captured:
-                started = time.process_time()
-                if measured:
-                    profilers[name].enable()
-                call(run_id=run_id, actor=actor)
-                profilers[name].disable()
-                steps[name].append((len(captured), time.process_time() - started))
-            sql[name] = [q["sql"] for q in captured.captured_queries]
-    print(f"\nper decision, mean over the last {events - 5} of {events} events, in process:")
-    for name, values in steps.items():
-        values = values[5:]
-        queries = sum(v[0] for v in values) / len(values)
-        cpu = sum(v[1] for v in values) / len(values) * 1000
-        commits = sum(1 for statement in sql[name] if statement == "COMMIT")
-        print(f"  {name:20} {queries:5.1f} queries, {commits} commits, {cpu:5.2f} ms CPU")
-        for statement in sql[name]:
+                cpu[name] += elapsed
+    print(f"\nper decision, in process: CPU the mean over {events - 5} events, queries of one")
+    value = events
+    for name, step in steps.items():
+        with CaptureQueriesContext(connection) as captured:
+            value = step(value)
+        statements = [q["sql"] for q in captured.captured_queries]
+        commits = statements.count("COMMIT")
+        print(
+            f"  {name:20} {len(statements):3} queries, {commits} commits,"
+            f" {cpu[name] / (events - 5) * 1000:5.2f} ms CPU"
+        )
+        for statement in statements:
             print(f"      {statement[:110]}")
     if profile:
         for name, profiler in profilers.items():
