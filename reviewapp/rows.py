@@ -108,6 +108,20 @@ def together(statements: Sequence[tuple[str, list]]) -> tuple[str, list]:
     return f"WITH {clauses} {last_sql}", [*params, *last_params]
 
 
+def insert_values(obj: Model, connection, *, skip: tuple[str, ...] = ()) -> tuple[list[str], list]:
+    """The quoted columns and bound values of a new row, as Model.save would write them.
+
+    `skip` names fields left out, for a statement that takes them from elsewhere
+    (a key returned by an INSERT before it in the same statement).
+    """
+    fields = [
+        field
+        for field in obj._meta.concrete_fields
+        if not field.primary_key and field.name not in skip
+    ]
+    return [f'"{field.column}"' for field in fields], saved_values(obj, fields, connection)
+
+
 def saved_values(obj: Model, fields: Sequence, connection) -> list:
     """The bound values of a new row's `fields`, as Model.save would write them."""
     return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]

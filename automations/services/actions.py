@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -23,10 +24,15 @@ from automations.adapters import Adapter, UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
 from automations.adapters.webhook import timeout_seconds
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
-from automations.services.runs import run_transition, transition_refused
+from automations.services.runs import (
+    move_clauses,
+    move_params,
+    run_transition,
+    transition_refused,
+)
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation, Intent, Mode, SegmentPolicy
-from reviewapp.rows import insert_rows
+from reviewapp.rows import insert_rows, insert_values, inserted
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ BACKOFF_FLOOR_SECONDS = 1.0
 # Marks a reserved attempt whose answer is not recorded yet.
 IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
+DELIVERING = "delivering the action"  # the run's reason while its action is being sent
 # The modes in which Handrail itself acts; shadow and suggest never do.
 ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
 
@@ -242,10 +249,13 @@ def attempt_reserve_locked(
         insert_rows([action])  # kept, halted or failed, with the run
     if block:
         return run_halt(run=run, action=action, actor=actor, reason=block)
+    if created and not problem and run.state == RunState.APPROVED and _postgresql():
+        # The common case, every autonomous decision's: one statement instead of three.
+        attempt = ActionAttempt(action=action, number=1, started_at=now, error=IN_FLIGHT)
+        _reserve_first_postgresql(run=run, action=action, attempt=attempt, actor=actor, now=now)
+        return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
     if run.state == RunState.APPROVED:
-        run_transition(
-            run=run, to_state=RunState.EXECUTING, actor=actor, reason="delivering the action"
-        )
+        run_transition(run=run, to_state=RunState.EXECUTING, actor=actor, reason=DELIVERING)
     if problem:
         return run_fail(run=run, action=action, actor=actor, reason=problem)
     number = (last.number if last else 0) + 1
@@ -265,6 +275,70 @@ def attempt_reserve_locked(
     attempt = ActionAttempt(action=action, number=number, started_at=now, error=IN_FLIGHT)
     insert_rows([attempt])
     return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
+
+
+def _postgresql() -> bool:
+    return transaction.get_connection().vendor == "postgresql"
+
+
+def _reserve_first_postgresql(
+    *, run: Run, action: Action, attempt: ActionAttempt, actor: str, now
+) -> None:
+    """Move an approved run to executing and write its new action and first attempt, at once.
+
+    The action is inserted from the moved row and the attempt from the action,
+    so a run that was not approved any more gets nothing (the caller holds its
+    row lock, so it was).
+    """
+    connection = transaction.get_connection()
+    values = {"state": RunState.EXECUTING, "reason": DELIVERING}
+    params = move_params(
+        run_id=run.pk,
+        from_state=run.state,
+        to_state=RunState.EXECUTING,
+        actor=actor,
+        reason=DELIVERING,
+        values=values,
+        connection=connection,
+        at=now,
+    )
+    action.attempt_count = attempt.number
+    action_columns, action_values = insert_values(action, connection, skip=("run",))
+    attempt_columns, attempt_values = insert_values(attempt, connection, skip=("action",))
+    params |= {f"action{n}": value for n, value in enumerate(action_values)}
+    params |= {f"attempt{n}": value for n, value in enumerate(attempt_values)}
+    with connection.cursor() as cursor:
+        cursor.execute(_reserve_first_sql(tuple(action_columns), tuple(attempt_columns)), params)
+        row = cursor.fetchone()
+    if row is None:
+        raise transition_refused(run.pk, RunState.EXECUTING)
+    inserted([action], [row[0]])
+    attempt.action = action  # now with its key
+    inserted([attempt], [row[1]])
+    for name, value in values.items():
+        setattr(run, name, value)
+    run.updated_at = now
+
+
+@cache
+def _reserve_first_sql(action_columns: tuple[str, ...], attempt_columns: tuple[str, ...]) -> str:
+    def placeholders(prefix: str, count: int) -> str:
+        return ", ".join(f"%({prefix}{n})s" for n in range(count))
+
+    run_column = Action._meta.get_field("run").column
+    action_column = ActionAttempt._meta.get_field("action").column
+    return (
+        f"WITH {move_clauses(('state', 'reason'))},"  # noqa: S608 (model names, values bound)
+        f" action AS (INSERT INTO {Action._meta.db_table}"
+        f" ({run_column}, {', '.join(action_columns)})"
+        f" SELECT moved.id, {placeholders('action', len(action_columns))} FROM moved"
+        " RETURNING id),"
+        f" attempt AS (INSERT INTO {ActionAttempt._meta.db_table}"
+        f" ({action_column}, {', '.join(attempt_columns)})"
+        f" SELECT action.id, {placeholders('attempt', len(attempt_columns))} FROM action"
+        " RETURNING id)"
+        " SELECT action.id, attempt.id FROM action, attempt"
+    )
 
 
 def attempt_record(

@@ -12,7 +12,7 @@ from automations.models import Event, Run, RunTransition
 from automations.services.dispatch import enqueue_decide
 from automations.states import RunState
 from catalog.models import ApiToken, Automation
-from reviewapp.rows import saved_values
+from reviewapp.rows import insert_values
 
 
 class IdempotencyConflict(Exception):
@@ -120,9 +120,9 @@ def _insert_postgresql(event: Event, run: Run, transition: RunTransition) -> boo
     concurrent post) inserts nothing at all, and the caller reads the winner.
     """
     connection = transaction.get_connection()
-    event_columns, event_params = _insert_values(event, connection, skip=())
-    run_columns, run_params = _insert_values(run, connection, skip=("event",))
-    step_columns, step_params = _insert_values(transition, connection, skip=("run",))
+    event_columns, event_params = insert_values(event, connection)
+    run_columns, run_params = insert_values(run, connection, skip=("event",))
+    step_columns, step_params = insert_values(transition, connection, skip=("run",))
     sql = (
         "WITH event AS ("  # noqa: S608 (table and column names from the models, values bound)
         f" INSERT INTO {Event._meta.db_table} ({', '.join(event_columns)})"
@@ -145,13 +145,3 @@ def _insert_postgresql(event: Event, run: Run, transition: RunTransition) -> boo
     run.event = event
     transition.run = run
     return True
-
-
-def _insert_values(obj, connection, *, skip: tuple[str, ...]) -> tuple[list[str], list]:
-    """The columns and bound values of a new row, as Model.save would write them."""
-    fields = [
-        field
-        for field in obj._meta.concrete_fields
-        if not field.primary_key and field.name not in skip
-    ]
-    return [f'"{field.column}"' for field in fields], saved_values(obj, fields, connection)

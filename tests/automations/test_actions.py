@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from automations.models import Action, ActionAttempt, Run
@@ -15,8 +15,11 @@ from automations.services.actions import (
     LOST,
     action_attempt,
     action_compensate,
+    attempt_reserve_locked,
+    intent_for,
     retry_countdown,
 )
+from automations.states import IllegalTransition
 from tests.factories import (
     AutomationFactory,
     EventFactory,
@@ -358,6 +361,39 @@ class TestKillSwitch:
 
 @pytest.mark.django_db
 class TestInFlight:
+    def test_a_first_attempt_is_reserved_in_flight_before_anything_is_sent(self, receiver, secret):
+        run = approved_run(receiver)
+
+        with transaction.atomic():
+            reserved = attempt_reserve_locked(run=run, intent=intent_for(run), actor=ACTOR)
+
+        run.refresh_from_db()
+        assert (run.state, run.reason) == ("executing", "delivering the action")
+        assert transitions(run)[-1] == ("approved", "executing")
+        assert run.transitions.last().actor == ACTOR
+        action = Action.objects.get(run=run)
+        assert action.pk == reserved.action.pk and reserved.attempt.action_id == action.pk
+        assert (action.state, action.attempt_count, action.adapter) == ("pending", 1, "webhook")
+        assert action.idempotency_key == reserved.action.idempotency_key
+        assert action.idempotency_key.startswith("act_")
+        [stored] = action.attempts.all()
+        assert stored.pk == reserved.attempt.pk
+        assert (stored.number, stored.status_code, stored.error) == (1, None, IN_FLIGHT)
+        assert receiver.deliveries == []
+
+    def test_a_reservation_for_a_run_that_moved_on_writes_nothing(self, receiver, secret):
+        run = approved_run(receiver)
+        Run.objects.filter(pk=run.pk).update(state="halted")  # after this worker read it
+        before = transitions(run)
+
+        with pytest.raises(IllegalTransition), transaction.atomic():
+            attempt_reserve_locked(run=run, intent=intent_for(run), actor=ACTOR)
+
+        assert not Action.objects.filter(run=run).exists()
+        assert not ActionAttempt.objects.filter(action__run=run).exists()
+        assert transitions(run) == before
+        assert Run.objects.get(pk=run.pk).state == "halted"
+
     def test_attempt_in_flight_blocks_a_second_send(self, receiver, secret):
         run = approved_run(receiver)
         receiver.enqueue(503)
