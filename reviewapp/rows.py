@@ -122,6 +122,22 @@ def insert_values(obj: Model, connection, *, skip: tuple[str, ...] = ()) -> tupl
     return [f'"{field.column}"' for field in fields], saved_values(obj, fields, connection)
 
 
+def named(statement: tuple[str, Sequence], prefix: str) -> tuple[str, dict]:
+    """A statement with %s placeholders as one with %(name)s ones: `prefix`0, `prefix`1, ….
+
+    psycopg takes one style per statement; this lets a statement built with %s
+    join clauses written with names. Only for SQL built here, with no % of its own.
+    """
+    sql, values = statement
+    pieces = sql.split("%s")
+    if len(pieces) != len(values) + 1:
+        raise ValueError(f"{len(pieces) - 1} placeholders for {len(values)} values")
+    text = pieces[0] + "".join(
+        f"%({prefix}{number})s{piece}" for number, piece in enumerate(pieces[1:])
+    )
+    return text, {f"{prefix}{number}": value for number, value in enumerate(values)}
+
+
 def saved_values(obj: Model, fields: Sequence, connection) -> list:
     """The bound values of a new row's `fields`, as Model.save would write them."""
     return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]

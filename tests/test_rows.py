@@ -9,7 +9,7 @@ from django.db import connection
 from automations.models import DailySpend, GuardrailVerdict, ModelCall, Run
 from automations.services.spend import model_call_record, spend_today
 from catalog.models import Automation
-from reviewapp.rows import from_row, insert_rows, insert_statement, select_list, together
+from reviewapp.rows import from_row, insert_rows, insert_statement, named, select_list, together
 from tests.factories import AutomationFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +164,12 @@ def test_many_rows_go_in_one_statement_whose_text_does_not_grow_with_them():
     assert [v.pk for v in stored] == [v.pk for v in few + many]
     assert stored[2].reason == "it's 'quoted', naïve"
     assert stored[3].details == {"nested": [1, None, "x"]}
+
+
+def test_a_statement_with_placeholders_gets_named_ones_with_its_values_under_them():
+    sql, params = named(("INSERT INTO t (a, b) VALUES (%s, %s)", [1, "x"]), "w0_")
+
+    assert sql == "INSERT INTO t (a, b) VALUES (%(w0_0)s, %(w0_1)s)"
+    assert params == {"w0_0": 1, "w0_1": "x"}
+    with pytest.raises(ValueError, match="2 placeholders for 1 values"):
+        named(("VALUES (%s, %s)", [1]), "w1_")

@@ -124,10 +124,16 @@ def intent_for(run: Run) -> Intent | None:
 def execution_block(*, run: Run) -> str:
     """Why the run may not act right now, read fresh from the database; "" when it may."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            EXECUTION_POLICY_SQL, {"automation": run.automation_id, "segment": run.segment}
-        )
-        mode, enabled, policy_mode = cursor.fetchone()
+        cursor.execute(EXECUTION_POLICY_SQL, execution_policy_params(run))
+        return policy_block(run, *cursor.fetchone())
+
+
+def execution_policy_params(run: Run) -> dict:
+    return {"automation": run.automation_id, "segment": run.segment}
+
+
+def policy_block(run: Run, mode: str, enabled: bool | None, policy_mode: str | None) -> str:
+    """Why the run may not act under this row of EXECUTION_POLICY_SQL; "" when it may."""
     if enabled is not None and not enabled:
         return f"segment {run.segment} switched off after approval"
     if policy_mode:
@@ -154,13 +160,17 @@ def action_get_or_new(*, run: Run, adapter: str) -> tuple[Action, bool]:
         action = Action.objects.filter(run_id=run.pk).first()
         if action is not None:
             return action, False
-    action = Action(
+    return action_new(run=run, adapter=adapter), True
+
+
+def action_new(*, run: Run, adapter: str) -> Action:
+    """A new, unsaved action for `run`, with the idempotency key every attempt will carry."""
+    return Action(
         run=run,
         automation_id=run.automation_id,
         adapter=adapter,
         idempotency_key=f"act_{uuid.uuid4().hex}",
     )
-    return action, True
 
 
 def action_close(*, action: Action, state: str, error: str = "") -> None:
@@ -302,34 +312,47 @@ def _reserve_first_postgresql(
         connection=connection,
         at=now,
     )
-    action.attempt_count = attempt.number
-    action_columns, action_values = insert_values(action, connection, skip=("run",))
-    attempt_columns, attempt_values = insert_values(attempt, connection, skip=("action",))
-    params |= {f"action{n}": value for n, value in enumerate(action_values)}
-    params |= {f"attempt{n}": value for n, value in enumerate(attempt_values)}
+    columns, rows_params = first_attempt_params(action, attempt, connection)
+    sql = (
+        f"WITH {move_clauses(('state', 'reason'))}, {first_attempt_clauses(*columns)}"  # noqa: S608
+        " SELECT action.id, attempt.id FROM action, attempt"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_reserve_first_sql(tuple(action_columns), tuple(attempt_columns)), params)
+        cursor.execute(sql, params | rows_params)
         row = cursor.fetchone()
     if row is None:
         raise transition_refused(run.pk, RunState.EXECUTING)
-    inserted([action], [row[0]])
-    attempt.action = action  # now with its key
-    inserted([attempt], [row[1]])
+    first_attempt_inserted(action, attempt, row)
     for name, value in values.items():
         setattr(run, name, value)
     run.updated_at = now
 
 
+def first_attempt_params(action: Action, attempt: ActionAttempt, connection) -> tuple:
+    """((action columns, attempt columns), named values) for first_attempt_clauses."""
+    action.attempt_count = attempt.number
+    action_columns, action_values = insert_values(action, connection, skip=("run",))
+    attempt_columns, attempt_values = insert_values(attempt, connection, skip=("action",))
+    params = {f"action{n}": value for n, value in enumerate(action_values)}
+    params |= {f"attempt{n}": value for n, value in enumerate(attempt_values)}
+    return (tuple(action_columns), tuple(attempt_columns)), params
+
+
 @cache
-def _reserve_first_sql(action_columns: tuple[str, ...], attempt_columns: tuple[str, ...]) -> str:
+def first_attempt_clauses(action_columns: tuple[str, ...], attempt_columns: tuple[str, ...]) -> str:
+    """WITH clauses (PostgreSQL) writing a new action from `moved` and its attempt from it.
+
+    Nothing is written when `moved` (runs.move_clauses) moved nothing; `action`
+    and `attempt` hold the new keys.
+    """
+
     def placeholders(prefix: str, count: int) -> str:
         return ", ".join(f"%({prefix}{n})s" for n in range(count))
 
     run_column = Action._meta.get_field("run").column
     action_column = ActionAttempt._meta.get_field("action").column
     return (
-        f"WITH {move_clauses(('state', 'reason'))},"  # noqa: S608 (model names, values bound)
-        f" action AS (INSERT INTO {Action._meta.db_table}"
+        f"action AS (INSERT INTO {Action._meta.db_table}"  # noqa: S608 (model names, values bound)
         f" ({run_column}, {', '.join(action_columns)})"
         f" SELECT moved.id, {placeholders('action', len(action_columns))} FROM moved"
         " RETURNING id),"
@@ -337,8 +360,14 @@ def _reserve_first_sql(action_columns: tuple[str, ...], attempt_columns: tuple[s
         f" ({action_column}, {', '.join(attempt_columns)})"
         f" SELECT action.id, {placeholders('attempt', len(attempt_columns))} FROM action"
         " RETURNING id)"
-        " SELECT action.id, attempt.id FROM action, attempt"
     )
+
+
+def first_attempt_inserted(action: Action, attempt: ActionAttempt, ids) -> None:
+    """Mark the action and attempt saved with the keys `action` and `attempt` returned."""
+    inserted([action], [ids[0]])
+    attempt.action = action  # now with its key
+    inserted([attempt], [ids[1]])
 
 
 def attempt_record(

@@ -12,7 +12,9 @@ The decide task calls run_advance: a decision that approves the run also
 reserves its first delivery attempt in the same transaction, under the row
 lock its own update took (services/actions.py re-reads the kill switch
 there), and the same task sends it once that commits: no queue hop and no
-second transaction. Retries and reviewer approvals go through execute_run.
+second transaction. On PostgreSQL that transaction is one statement
+(_record_approved_postgresql). Retries and reviewer approvals go through
+execute_run.
 """
 
 from dataclasses import dataclass
@@ -23,28 +25,51 @@ from functools import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from automations.adapters import UnknownAdapter, adapter_for
 from automations.guardrails import guardrails_run, strictest
 from automations.guardrails.base import CheckResult, GuardrailContext
 from automations.matching import event_document
-from automations.models import DailySpend, Event, GuardrailVerdict, ReviewTask, Run, RunTransition
+from automations.models import (
+    ActionAttempt,
+    DailySpend,
+    Event,
+    GuardrailVerdict,
+    ReviewTask,
+    Run,
+    RunTransition,
+)
 from automations.providers import provider_for
 from automations.providers.base import ProviderResult
 from automations.providers.openai import ATTEMPTS
 from automations.routing import Route, effective_mode, route_decide
 from automations.services.actions import (
+    DELIVERING,
+    EXECUTION_POLICY_SQL,
+    IN_FLIGHT,
     AttemptOutcome,
     Reserved,
     action_attempt,
+    action_new,
     attempt_reserve_locked,
     attempt_send,
+    execution_policy_params,
+    first_attempt_clauses,
+    first_attempt_inserted,
+    first_attempt_params,
+    policy_block,
     skip,
 )
-from automations.services.runs import move_clauses, move_params, run_transition
-from automations.services.spend import model_call_record, spend_day
+from automations.services.runs import (
+    move_clauses,
+    move_params,
+    run_transition,
+    transition_refused,
+)
+from automations.services.spend import model_call_record, model_call_statements, spend_day
 from automations.states import IllegalTransition, RunState
-from catalog.models import Automation
+from catalog.models import Automation, Intent
 from catalog.snapshots import automation_config_attach
-from reviewapp.rows import from_row, insert_rows, select_list
+from reviewapp.rows import from_row, insert_rows, insert_statement, named, select_list
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -257,7 +282,6 @@ def _provider_error(result: ProviderResult | None, checks: list[CheckResult]) ->
     return stopped[0] if stopped else "no decision"
 
 
-@transaction.atomic
 def _record(
     *,
     run: Run,
@@ -270,21 +294,161 @@ def _record(
     actor: str,
     reserve: bool,
 ) -> _Decided:
-    """Write the decision; with `reserve`, an approved run's first attempt too (same commit)."""
+    """Write the decision; with `reserve`, an approved run's first attempt too (same commit).
+
+    On PostgreSQL an approved run whose intent has an action takes one
+    statement for all of it (see _record_approved_postgresql); any other
+    decision, and one whose segment was switched off meanwhile, the steps.
+    """
+    decided = dict(run=run, automation=automation, mode=mode, route=route, checks=checks)
+    decided |= dict(result=result, decision=decision, actor=actor)
+    if (
+        reserve
+        and result is not None
+        and route.to_state == RunState.APPROVED
+        and not route.review_kind
+        and connection.vendor == "postgresql"
+    ):
+        fast = _record_approved_postgresql(**decided)
+        if fast is not None:
+            return fast
+    return _record_steps(**decided, reserve=reserve)
+
+
+@transaction.atomic
+def _record_steps(
+    *,
+    run: Run,
+    automation: Automation,
+    mode: str,
+    route: Route,
+    checks: list[CheckResult],
+    result: ProviderResult | None,
+    decision: dict | None,
+    actor: str,
+    reserve: bool,
+) -> _Decided:
     approved = route.to_state == RunState.APPROVED
     run_transition(
         run=run,
         to_state=route.to_state,
         actor=actor,
         reason=route.reason,
-        fields={
-            "effective_mode": mode,
-            "proposed_intent": decision,
-            "final_intent": decision if approved else None,
-            "decided_by": "model" if approved else "",
-        },
+        fields=_decision_fields(mode, decision, approved),
     )
-    verdicts = [
+    verdicts = _verdicts(run, checks)
+    if result is None:
+        insert_rows(verdicts)
+    else:
+        # One statement with the call on PostgreSQL.
+        model_call_record(rows=verdicts, **_call_fields(run, automation, result, checks))
+    if route.review_kind:
+        ReviewTask.objects.create(
+            run=run, automation=automation, kind=route.review_kind, reason=route.reason
+        )
+    if not (approved and reserve):
+        return _Decided(run)
+    # The run's row is locked by the update above; the intents were loaded for the guardrails.
+    return _Decided(
+        run, attempt_reserve_locked(run=run, intent=_intent(automation, decision), actor=actor)
+    )
+
+
+class _SwitchedOff(Exception):
+    """The segment or mode stopped acting during the decision: the steps halt the run."""
+
+
+def _record_approved_postgresql(
+    *,
+    run: Run,
+    automation: Automation,
+    mode: str,
+    route: Route,
+    checks: list[CheckResult],
+    result: ProviderResult,
+    decision: dict,
+    actor: str,
+) -> _Decided | None:
+    """The approval, its model call, spend and verdicts, and the first attempt: one statement.
+
+    The run goes from deciding through approved to executing (both transitions
+    recorded), its new action and in-flight attempt are written from that move,
+    and the same statement re-reads the kill switch and mode after the model's
+    answer. When they stopped acting meanwhile, or the run was moved by a twin,
+    the transaction rolls back: the steps then halt it, or the caller learns of
+    the twin. None when there is no action to write (the steps settle that).
+    """
+    intent = _intent(automation, decision)
+    if intent is None or not intent.action_adapter:
+        return None
+    try:
+        adapter = adapter_for(intent.action_adapter)
+    except UnknownAdapter:
+        return None
+    db = transaction.get_connection()
+    now = timezone.now()
+    values = {"state": RunState.EXECUTING, "reason": DELIVERING}
+    values |= _decision_fields(mode, decision, approved=True)
+    params = move_params(
+        run_id=run.pk,
+        from_state=run.state,
+        to_state=RunState.EXECUTING,
+        via=RunState.APPROVED,
+        via_reason=route.reason,
+        actor=actor,
+        reason=DELIVERING,
+        values=values,
+        connection=db,
+        at=now,
+    )
+    # The call's key is not read back: nothing refers to it.
+    _, *statements = model_call_statements(db, **_call_fields(run, automation, result, checks))
+    verdicts = _verdicts(run, checks)
+    if verdicts:
+        statements.append(insert_statement(verdicts, db))
+    clauses = [move_clauses(tuple(values), via=True)]
+    for number, statement in enumerate(statements):
+        text, named_params = named(statement, f"w{number}_")
+        clauses.append(f"w{number} AS ({text})")
+        params |= named_params
+    action = action_new(run=run, adapter=intent.action_adapter)  # a run deciding has none
+    attempt = ActionAttempt(action=action, number=1, started_at=now, error=IN_FLIGHT)
+    columns, rows_params = first_attempt_params(action, attempt, db)
+    clauses.append(first_attempt_clauses(*columns))
+    sql = (
+        f"WITH {', '.join(clauses)}"  # noqa: S608 (model names, values bound)
+        " SELECT action.id, attempt.id, policy.* FROM action, attempt,"
+        f" ({EXECUTION_POLICY_SQL}) policy"
+    )
+    try:
+        with transaction.atomic(), db.cursor() as cursor:
+            cursor.execute(sql, params | rows_params | execution_policy_params(run))
+            row = cursor.fetchone()
+            if row is None:
+                raise transition_refused(run.pk, RunState.EXECUTING)
+            if policy_block(run, *row[2:]):
+                raise _SwitchedOff
+    except _SwitchedOff:
+        return None
+    first_attempt_inserted(action, attempt, row[:2])
+    for name, value in values.items():
+        setattr(run, name, value)
+    run.updated_at = now
+    config = intent.action_config or {}
+    return _Decided(run, Reserved(action=action, attempt=attempt, adapter=adapter, config=config))
+
+
+def _decision_fields(mode: str, decision: dict | None, approved: bool) -> dict:
+    return {
+        "effective_mode": mode,
+        "proposed_intent": decision,
+        "final_intent": decision if approved else None,
+        "decided_by": "model" if approved else "",
+    }
+
+
+def _verdicts(run: Run, checks: list[CheckResult]) -> list[GuardrailVerdict]:
+    return [
         GuardrailVerdict(
             run=run,
             position=position,
@@ -295,36 +459,34 @@ def _record(
         )
         for position, check in enumerate(checks)
     ]
-    if result is None:
-        insert_rows(verdicts)
-    else:
-        call = result.call
-        model_call_record(
-            run=run,
-            automation=automation,
-            provider=call.provider,
-            model=call.model,
-            base_url=call.base_url,
-            prompt_version=automation.prompt_version,
-            request_id=call.request_id,
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
-            cost_usd=call.cost_usd,
-            latency_ms=call.latency_ms,
-            raw_output=call.raw_output,
-            error=call.error or result.error,
-            redactions=_redactions(checks),
-            rows=verdicts,  # one statement with the call on PostgreSQL
-        )
-    if route.review_kind:
-        ReviewTask.objects.create(
-            run=run, automation=automation, kind=route.review_kind, reason=route.reason
-        )
-    if not (approved and reserve):
-        return _Decided(run)
-    # The run's row is locked by the update above; the intents were loaded for the guardrails.
-    intent = next((i for i in automation.intents.all() if i.name == decision["intent"]), None)
-    return _Decided(run, attempt_reserve_locked(run=run, intent=intent, actor=actor))
+
+
+def _call_fields(
+    run: Run, automation: Automation, result: ProviderResult, checks: list[CheckResult]
+) -> dict:
+    call = result.call
+    return {
+        "run": run,
+        "automation": automation,
+        "provider": call.provider,
+        "model": call.model,
+        "base_url": call.base_url,
+        "prompt_version": automation.prompt_version,
+        "request_id": call.request_id,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cost_usd": call.cost_usd,
+        "latency_ms": call.latency_ms,
+        "raw_output": call.raw_output,
+        "error": call.error or result.error,
+        "redactions": _redactions(checks),
+    }
+
+
+def _intent(automation: Automation, decision: dict | None) -> Intent | None:
+    """The catalog intent the decision names, from the intents loaded for the guardrails."""
+    name = (decision or {}).get("intent")
+    return next((i for i in automation.intents.all() if i.name == name), None)
 
 
 def _redactions(checks: list[CheckResult]) -> list:

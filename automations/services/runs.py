@@ -93,40 +93,72 @@ def _transition_sql(names: tuple[str, ...]) -> str:
 
 
 @cache
-def move_clauses(names: tuple[str, ...]) -> str:
+def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
     """WITH clauses (PostgreSQL) moving a run and recording the move, for move_params' values.
 
     `moved` holds the run's id when it was still in its from-state and moved
     (updated_at set to the transition's time), `noted` the transition row's. A
     statement that also reads the run sees the row as it was before the move
-    and learns from `moved` whether it moved.
+    and learns from `moved` whether it moved. With `via`, the run passes
+    through a state on the way (one row can be updated once per statement):
+    two transitions, in order, the first with its own reason.
     """
     fields = [Run._meta.get_field(name) for name in names]
     assignments = ", ".join(f'"{field.column}" = %(set_{field.column})s' for field in fields)
     assignments += ', "updated_at" = %(at)s'
     run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
+
+    def step(source: str, target: str, reason: str) -> str:
+        # One transition row; the arguments name its parameters, whose values are bound.
+        return (
+            f" SELECT id, %({source})s, %({target})s, %(actor)s, %({reason})s, %(at)s"  # noqa: S608
+            " FROM moved"
+        )
+
+    steps = step("from_state", "to_state", "reason")
+    if via:
+        steps = (
+            step("from_state", "via_state", "via_reason")
+            + " UNION ALL"
+            + step("via_state", "to_state", "reason")
+        )
     return (
         f"moved AS (UPDATE {run_table} SET {assignments}"  # noqa: S608 (model names, values bound)
         " WHERE id = %(run)s AND state = %(from_state)s RETURNING id),"
         f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
-        " SELECT id, %(from_state)s, %(to_state)s, %(actor)s, %(reason)s, %(at)s FROM moved"
-        " RETURNING id)"
+        f"{steps} RETURNING id)"
     )
 
 
 def move_params(
-    *, run_id, from_state, to_state, actor, connection, reason="", values=None, at=None
+    *,
+    run_id,
+    from_state,
+    to_state,
+    actor,
+    connection,
+    reason="",
+    values=None,
+    at=None,
+    via=None,
+    via_reason="",
 ) -> dict:
-    """The values for move_clauses(tuple(values)): the move checked against the allowed ones.
+    """The values for move_clauses(tuple(values), via=bool(via)): the moves checked first.
 
     `values` are the run's fields to set by name, the new state among them.
     """
-    check_transition(from_state, to_state)
+    if via:
+        check_transition(from_state, via)
+        check_transition(via, to_state)
+    else:
+        check_transition(from_state, to_state)
     values = values or {"state": to_state}
     params = {
         f"set_{field.column}": field.get_db_prep_save(values[field.name], connection)
         for field in (Run._meta.get_field(name) for name in values)
     }
+    if via:
+        params |= {"via_state": via, "via_reason": via_reason}
     return params | {
         "run": run_id,
         "from_state": from_state,

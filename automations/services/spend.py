@@ -36,12 +36,7 @@ def model_call_record(*, rows: Sequence[Model] = (), **fields) -> ModelCall:
     statement, one round trip in the decision's transaction instead of three.
     """
     db = transaction.get_connection()
-    call = ModelCall(**fields)
-    call_insert = insert_statement([call], db)  # fills created_at, the day's key
-    spend_add = (
-        SPEND_ADD_SQL,
-        [call.automation_id, spend_day(call.created_at), Decimal(call.cost_usd or 0)],
-    )
+    call, spend_add, call_insert = model_call_statements(db, **fields)
     if db.vendor == "postgresql":
         rows_insert = [insert_statement(rows, db)] if rows else []
         sql, params = together([spend_add, *rows_insert, call_insert])
@@ -55,6 +50,20 @@ def model_call_record(*, rows: Sequence[Model] = (), **fields) -> ModelCall:
         cursor.execute(*spend_add)
         insert_rows(rows)
     return call
+
+
+def model_call_statements(db, **fields) -> tuple[ModelCall, tuple, tuple]:
+    """A new model call, the statement adding its cost to the day's spend, and its INSERT.
+
+    The two statements are independent: PostgreSQL may run them as clauses of one.
+    """
+    call = ModelCall(**fields)
+    call_insert = insert_statement([call], db)  # fills created_at, the day's key
+    spend_add = (
+        SPEND_ADD_SQL,
+        [call.automation_id, spend_day(call.created_at), Decimal(call.cost_usd or 0)],
+    )
+    return call, spend_add, call_insert
 
 
 def spend_today(*, automation, now: datetime) -> Decimal:

@@ -7,7 +7,15 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from automations.models import Action, ActionAttempt, ModelCall, ReviewTask, Run, RunTransition
+from automations.models import (
+    Action,
+    ActionAttempt,
+    DailySpend,
+    ModelCall,
+    ReviewTask,
+    Run,
+    RunTransition,
+)
 from automations.providers.rules import RulesProvider
 from automations.services.actions import IN_FLIGHT, AttemptOutcome
 from automations.services.decisions import DecisionInProgress, run_advance, run_decide
@@ -72,6 +80,31 @@ def test_autonomous_match_is_approved_and_attempted_at_once(django_capture_on_co
     assert (picked.from_state, picked.actor, picked.reason) == ("received", "worker:test", "")
     assert run.model_calls.get().provider == "rules"
     assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
+
+
+def test_an_autonomous_decision_leaves_its_whole_trail(django_capture_on_commit_callbacks):
+    # PostgreSQL writes all of it in one statement, SQLite step by step: the trail is the same.
+    run = make_run(segment="enterprise")
+    decide(run, django_capture_on_commit_callbacks)
+
+    trail = [(t.from_state, t.to_state, t.actor, t.reason) for t in run.transitions.all()]
+    assert trail == [
+        ("received", "deciding", "worker:test", ""),
+        ("deciding", "approved", "worker:test", "autonomous: every guardrail passed"),
+        ("approved", "executing", "worker:test", "delivering the action"),
+    ]
+    assert (run.state, run.reason) == ("executing", "delivering the action")
+    assert (run.effective_mode, run.decided_by) == ("autonomous", "model")
+    assert run.final_intent == run.proposed_intent and run.final_intent["intent"] == "route_ticket"
+    verdicts = list(run.verdicts.all())
+    assert [v.position for v in verdicts] == list(range(len(verdicts)))
+    assert {v.verdict for v in verdicts} == {"pass"} and len(verdicts) >= 2
+    call = run.model_calls.get()
+    spend = DailySpend.objects.get(automation=run.automation)
+    assert (spend.day, spend.calls, spend.cost_usd) == (call.created_at.date(), 1, call.cost_usd)
+    action = Action.objects.get(run=run)
+    assert (action.state, action.attempt_count, action.adapter) == ("pending", 1, "webhook")
+    assert action.attempts.get().error == IN_FLIGHT
 
 
 def test_approve_mode_waits_for_a_person(django_capture_on_commit_callbacks):
