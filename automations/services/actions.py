@@ -48,14 +48,15 @@ DELIVERING = "delivering the action"  # the run's reason while its action is bei
 ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
 
 
-# The automation's mode and its segment's policy (if any) as they are now: one
-# prepared statement before every attempt.
+# The automation's mode and its segment's policy (if any) as they are now, for a
+# run: one prepared statement before every attempt.
 EXECUTION_POLICY_SQL = f"""
 SELECT a.mode, p.enabled, p.mode
-FROM {Automation._meta.db_table} a
+FROM {Run._meta.db_table} r
+JOIN {Automation._meta.db_table} a ON a.id = r.automation_id
 LEFT JOIN {SegmentPolicy._meta.db_table} p
-    ON p.automation_id = a.id AND p.key = %(segment)s AND %(segment)s <> ''
-WHERE a.id = %(automation)s
+    ON p.automation_id = a.id AND p.key = r.segment AND r.segment <> ''
+WHERE r.id = %(run)s
 """  # noqa: S608 (table names from the models, values bound)
 
 
@@ -129,7 +130,7 @@ def execution_block(*, run: Run) -> str:
 
 
 def execution_policy_params(run: Run) -> dict:
-    return {"automation": run.automation_id, "segment": run.segment}
+    return {"run": run.pk}
 
 
 def policy_block(run: Run, mode: str, enabled: bool | None, policy_mode: str | None) -> str:
@@ -331,8 +332,11 @@ def _reserve_first_postgresql(
 def first_attempt_params(action: Action, attempt: ActionAttempt, connection) -> tuple:
     """((action columns, attempt columns), named values) for first_attempt_clauses."""
     action.attempt_count = attempt.number
-    action_columns, action_values = insert_values(action, connection, skip=("run",))
-    attempt_columns, attempt_values = insert_values(attempt, connection, skip=("action",))
+    # Left out, so NULL: a new action is not completed, an attempt in flight has no status.
+    action_columns, action_values = insert_values(action, connection, skip=("run", "completed_at"))
+    attempt_columns, attempt_values = insert_values(
+        attempt, connection, skip=("action", "number", "status_code")
+    )
     params = {f"action{n}": value for n, value in enumerate(action_values)}
     params |= {f"attempt{n}": value for n, value in enumerate(attempt_values)}
     return (tuple(action_columns), tuple(attempt_columns)), params
@@ -343,22 +347,25 @@ def first_attempt_clauses(action_columns: tuple[str, ...], attempt_columns: tupl
     """WITH clauses (PostgreSQL) writing a new action from `moved` and its attempt from it.
 
     Nothing is written when `moved` (runs.move_clauses) moved nothing; `action`
-    and `attempt` hold the new keys.
+    and `attempt` hold the new keys. The attempt's number is the action's count.
     """
 
     def placeholders(prefix: str, count: int) -> str:
         return ", ".join(f"%({prefix}{n})s" for n in range(count))
 
     run_column = Action._meta.get_field("run").column
+    count_column = Action._meta.get_field("attempt_count").column
     action_column = ActionAttempt._meta.get_field("action").column
+    number_column = ActionAttempt._meta.get_field("number").column
     return (
         f"action AS (INSERT INTO {Action._meta.db_table}"  # noqa: S608 (model names, values bound)
         f" ({run_column}, {', '.join(action_columns)})"
         f" SELECT moved.id, {placeholders('action', len(action_columns))} FROM moved"
-        " RETURNING id),"
+        f" RETURNING id, {count_column}),"
         f" attempt AS (INSERT INTO {ActionAttempt._meta.db_table}"
-        f" ({action_column}, {', '.join(attempt_columns)})"
-        f" SELECT action.id, {placeholders('attempt', len(attempt_columns))} FROM action"
+        f" ({action_column}, {number_column}, {', '.join(attempt_columns)})"
+        f" SELECT action.id, action.{count_column},"
+        f" {placeholders('attempt', len(attempt_columns))} FROM action"
         " RETURNING id)"
     )
 

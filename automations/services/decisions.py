@@ -377,6 +377,7 @@ def _record_approved_postgresql(
     answer. When they stopped acting meanwhile, or the run was moved by a twin,
     the transaction rolls back: the steps then halt it, or the caller learns of
     the twin. None when there is no action to write (the steps settle that).
+    It has 49 parameters: keep it within 50, or psycopg parses it on every call.
     """
     intent = _intent(automation, decision)
     if intent is None or not intent.action_adapter:

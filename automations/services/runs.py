@@ -104,15 +104,16 @@ def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
     two transitions, in order, the first with its own reason.
     """
     fields = [Run._meta.get_field(name) for name in names]
-    assignments = ", ".join(f'"{field.column}" = %(set_{field.column})s' for field in fields)
+    assignments = ", ".join(f'"{field.column}" = %({_param(field)})s' for field in fields)
     assignments += ', "updated_at" = %(at)s'
     run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
 
     def step(source: str, target: str, reason: str) -> str:
         # One transition row; the arguments name its parameters, whose values are bound.
+        # The casts: a UNION would take the states for text, the run's column is varchar.
         return (
-            f" SELECT id, %({source})s, %({target})s, %(actor)s, %({reason})s, %(at)s"  # noqa: S608
-            " FROM moved"
+            f" SELECT id, %({source})s::varchar, %({target})s::varchar, %(actor)s,"  # noqa: S608
+            f" %({reason})s, %(at)s FROM moved"
         )
 
     steps = step("from_state", "to_state", "reason")
@@ -128,6 +129,12 @@ def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
         f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
         f"{steps} RETURNING id)"
     )
+
+
+def _param(field) -> str:
+    # The run's state and reason are the transition's own: one value each (psycopg
+    # re-parses a statement of more than 50 parameters on every call).
+    return {"state": "to_state", "reason": "reason"}.get(field.name, f"set_{field.column}")
 
 
 def move_params(
@@ -153,8 +160,10 @@ def move_params(
     else:
         check_transition(from_state, to_state)
     values = values or {"state": to_state}
+    if values.get("state", to_state) != to_state or values.get("reason", reason) != reason:
+        raise ValueError("a move sets the run's state and reason to the transition's")
     params = {
-        f"set_{field.column}": field.get_db_prep_save(values[field.name], connection)
+        _param(field): field.get_db_prep_save(values[field.name], connection)
         for field in (Run._meta.get_field(name) for name in values)
     }
     if via:
