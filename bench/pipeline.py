@@ -76,8 +76,9 @@ Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
 2,000 ms / (CPU ms per decision) times how busy they are (89-95 %: while the
 producer is done and the queue drains, the two worker processes alone leave
 ~15 % idle; --concurrency 3 fills it but costs more per decision and is not
-faster). `--queries` counts 13 SQL statements per decision (ingest 3; decide
-and first attempt 10 with one commit). Sampling with py-spy (--gil) under
+faster). `--queries` counts 8 SQL statements per decision (ingest 3; decide
+and first attempt 5: the load, BEGIN, the decision with its first attempt,
+COMMIT, the delivery's answer; 13 before the sixth session). Sampling with py-spy (--gil) under
 load:
 - worker children (~5 ms): the openai SDK call ~26 % (httpx ~half of it),
   the webhook POST ~12 %, psycopg ~18 % and Django's database layer ~10 %
@@ -149,15 +150,42 @@ decision's statement (call, spend and six verdicts) had 60 parameters, and
 psycopg re-parses any statement of more than 50 on every call (0.15 against
 0.015 ms); the verdicts now go in as one array per column (reviewapp/rows.py).
 
+The day's sixth session (ceilings.py: TPC-B 3,097-3,265 tps, x1.15-1.21
+of the reference; Celery's no-op drain 967-1,050 tasks/s, x1.21-1.31):
+the decision of an approved run, its model call, spend and verdicts, the
+kill-switch re-read and the first attempt (action and in-flight attempt)
+are one statement on PostgreSQL, of 49 parameters, inside BEGIN/COMMIT
+(services/decisions.py, _record_approved_postgresql): 10 statements of the
+decide step down to 5. A first version had 56 parameters, and psycopg
+parsed it on every call (20 % of the decide step's CPU in process); the
+state and reason bound once, the kill switch read by the run's id and the
+NULL columns left out brought it under 50. In process (`--queries`, CPU
+of the decide step over the unchanged ingest's, four A/B pairs): 2.57-2.63
+before, 2.26-2.29 after, 12 % less. End to end, seven alternating pairs
+against the commit before (default arguments; the VM drifted between 9.4
+and 13.5 ms of CPU per decision for the same code): before 131.4-166.4
+decisions/s (mean 145.9) at 10.5-13.3 ms, after 132.1-187.8 (mean 153.0)
+at 9.4-13.5 ms; the workers' and PostgreSQL's CPU per decision, taken
+relative to the API's (unchanged code, so the VM's speed cancels out),
+fell from 2.75-3.26 to 2.32-2.74 times the API's, PostgreSQL's alone from
+0.69-0.83 to 0.55-0.62. Overhead at 50/s: p50 8.0-8.9, p95 9.9-12.0, p99
+11.4-14.5 ms. The pairs ran in both orders (four with the old code
+first, three with the new first). Sampled in process after the change, the decide step is the
+two HTTP calls ~45 % (SDK ~27 %, webhook ~16 %), psycopg ~20 % over 3
+statements (dumping the 49 parameters ~9 %), the commit ~7 %.
+
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
    bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
    internals.
-2. The openai SDK's own request building around httpx (~0.3 ms per call).
-3. The decision's transaction still takes 7 round trips (BEGIN, the move to
-   approved, the call with its spend and verdicts, the kill-switch read, the
-   move to executing, the action, the attempt, COMMIT); psycopg's pipeline
-   mode could send the writes that need no answer together.
+2. The HTTP client stack (httpx under the openai SDK, and the webhook
+   POST): ~2 ms per decision, of which the SDK's own request building ~0.3.
+3. The API's ingest (~1.8 ms in process): the token and the automation
+   are two reads, the rate limit a Redis round trip, the answer validated
+   by ninja.
+4. BEGIN and COMMIT around the decision's one statement (~0.2 ms): the
+   statement would have to be safe alone, its writes gated on the move and
+   the kill switch in SQL.
 """
 
 import argparse
