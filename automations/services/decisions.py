@@ -145,18 +145,9 @@ def _decide(*, run_id: int, actor: str, reserve: bool) -> _Decided | None:
         error=_provider_error(result, checks),
         reasons=[c.reason for c in checks if c.verdict != "pass"],
     )
+    outcome = _Outcome(run, automation, mode, route, checks, result, ctx.decision, actor)
     try:
-        return _record(
-            run=run,
-            automation=automation,
-            mode=mode,
-            route=route,
-            checks=checks,
-            result=result,
-            decision=ctx.decision,
-            actor=actor,
-            reserve=reserve,
-        )
+        return _record(outcome, reserve=reserve)
     except IllegalTransition:
         return None  # a twin delivery recorded it first; ours rolled back
 
@@ -282,66 +273,58 @@ def _provider_error(result: ProviderResult | None, checks: list[CheckResult]) ->
     return stopped[0] if stopped else "no decision"
 
 
-def _record(
-    *,
-    run: Run,
-    automation: Automation,
-    mode: str,
-    route: Route,
-    checks: list[CheckResult],
-    result: ProviderResult | None,
-    decision: dict | None,
-    actor: str,
-    reserve: bool,
-) -> _Decided:
+@dataclass(frozen=True)
+class _Outcome:
+    """What a decision came to, before it is written."""
+
+    run: Run
+    automation: Automation
+    mode: str
+    route: Route
+    checks: list[CheckResult]
+    result: ProviderResult | None  # None: the model was not called
+    decision: dict | None
+    actor: str
+
+
+def _record(outcome: _Outcome, *, reserve: bool) -> _Decided:
     """Write the decision; with `reserve`, an approved run's first attempt too (same commit).
 
     On PostgreSQL an approved run whose intent has an action takes one
     statement for all of it (see _record_approved_postgresql); any other
     decision, and one whose segment was switched off meanwhile, the steps.
     """
-    decided = dict(run=run, automation=automation, mode=mode, route=route, checks=checks)
-    decided |= dict(result=result, decision=decision, actor=actor)
     if (
         reserve
-        and result is not None
-        and route.to_state == RunState.APPROVED
-        and not route.review_kind
+        and outcome.result is not None
+        and outcome.route.to_state == RunState.APPROVED
+        and not outcome.route.review_kind
         and connection.vendor == "postgresql"
     ):
-        fast = _record_approved_postgresql(**decided)
+        fast = _record_approved_postgresql(outcome)
         if fast is not None:
             return fast
-    return _record_steps(**decided, reserve=reserve)
+    return _record_steps(outcome, reserve=reserve)
 
 
 @transaction.atomic
-def _record_steps(
-    *,
-    run: Run,
-    automation: Automation,
-    mode: str,
-    route: Route,
-    checks: list[CheckResult],
-    result: ProviderResult | None,
-    decision: dict | None,
-    actor: str,
-    reserve: bool,
-) -> _Decided:
+def _record_steps(outcome: _Outcome, *, reserve: bool) -> _Decided:
+    """The decision written statement by statement, in one transaction (every database)."""
+    run, automation, route = outcome.run, outcome.automation, outcome.route
     approved = route.to_state == RunState.APPROVED
     run_transition(
         run=run,
         to_state=route.to_state,
-        actor=actor,
+        actor=outcome.actor,
         reason=route.reason,
-        fields=_decision_fields(mode, decision, approved),
+        fields=_decision_fields(outcome.mode, outcome.decision, approved),
     )
-    verdicts = _verdicts(run, checks)
-    if result is None:
+    verdicts = _verdicts(run, outcome.checks)
+    if outcome.result is None:
         insert_rows(verdicts)
     else:
         # One statement with the call on PostgreSQL.
-        model_call_record(rows=verdicts, **_call_fields(run, automation, result, checks))
+        model_call_record(rows=verdicts, **_call_fields(outcome))
     if route.review_kind:
         ReviewTask.objects.create(
             run=run, automation=automation, kind=route.review_kind, reason=route.reason
@@ -349,26 +332,15 @@ def _record_steps(
     if not (approved and reserve):
         return _Decided(run)
     # The run's row is locked by the update above; the intents were loaded for the guardrails.
-    return _Decided(
-        run, attempt_reserve_locked(run=run, intent=_intent(automation, decision), actor=actor)
-    )
+    intent = _intent(automation, outcome.decision)
+    return _Decided(run, attempt_reserve_locked(run=run, intent=intent, actor=outcome.actor))
 
 
 class _SwitchedOff(Exception):
     """The segment or mode stopped acting during the decision: the steps halt the run."""
 
 
-def _record_approved_postgresql(
-    *,
-    run: Run,
-    automation: Automation,
-    mode: str,
-    route: Route,
-    checks: list[CheckResult],
-    result: ProviderResult,
-    decision: dict,
-    actor: str,
-) -> _Decided | None:
+def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
     """The approval, its model call, spend and verdicts, and the first attempt: one statement.
 
     The run goes from deciding through approved to executing (both transitions
@@ -379,7 +351,8 @@ def _record_approved_postgresql(
     the twin. None when there is no action to write (the steps settle that).
     It has 49 parameters: keep it within 50, or psycopg parses it on every call.
     """
-    intent = _intent(automation, decision)
+    run = outcome.run
+    intent = _intent(outcome.automation, outcome.decision)
     if intent is None or not intent.action_adapter:
         return None
     try:
@@ -389,22 +362,22 @@ def _record_approved_postgresql(
     db = transaction.get_connection()
     now = timezone.now()
     values = {"state": RunState.EXECUTING, "reason": DELIVERING}
-    values |= _decision_fields(mode, decision, approved=True)
+    values |= _decision_fields(outcome.mode, outcome.decision, approved=True)
     params = move_params(
         run_id=run.pk,
         from_state=run.state,
         to_state=RunState.EXECUTING,
         via=RunState.APPROVED,
-        via_reason=route.reason,
-        actor=actor,
+        via_reason=outcome.route.reason,
+        actor=outcome.actor,
         reason=DELIVERING,
         values=values,
         connection=db,
         at=now,
     )
     # The call's key is not read back: nothing refers to it.
-    _, *statements = model_call_statements(db, **_call_fields(run, automation, result, checks))
-    verdicts = _verdicts(run, checks)
+    _, *statements = model_call_statements(db, **_call_fields(outcome))
+    verdicts = _verdicts(run, outcome.checks)
     if verdicts:
         statements.append(insert_statement(verdicts, db))
     clauses = [move_clauses(tuple(values), via=True)]
@@ -462,12 +435,11 @@ def _verdicts(run: Run, checks: list[CheckResult]) -> list[GuardrailVerdict]:
     ]
 
 
-def _call_fields(
-    run: Run, automation: Automation, result: ProviderResult, checks: list[CheckResult]
-) -> dict:
+def _call_fields(outcome: _Outcome) -> dict:
+    result, automation = outcome.result, outcome.automation
     call = result.call
     return {
-        "run": run,
+        "run": outcome.run,
         "automation": automation,
         "provider": call.provider,
         "model": call.model,
@@ -480,7 +452,7 @@ def _call_fields(
         "latency_ms": call.latency_ms,
         "raw_output": call.raw_output,
         "error": call.error or result.error,
-        "redactions": _redactions(checks),
+        "redactions": _redactions(outcome.checks),
     }
 
 
