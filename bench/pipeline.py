@@ -170,7 +170,16 @@ relative to the API's (unchanged code, so the VM's speed cancels out),
 fell from 2.75-3.26 to 2.32-2.74 times the API's, PostgreSQL's alone from
 0.69-0.83 to 0.55-0.62. Overhead at 50/s: p50 8.0-8.9, p95 9.9-12.0, p99
 11.4-14.5 ms. The pairs ran in both orders (four with the old code
-first, three with the new first). Sampled in process after the change, the decide step is the
+first, three with the new first). Then the cached configuration handed
+its prefetched querysets over instead of building three per decision
+(catalog/snapshots.py: 0.12 -> 0.011 ms). Four runs of the final code in
+a fast hour (ceilings.py: TPC-B 3,403 tps, x1.26; Celery's no-op drain
+1,157 tasks/s, x1.45): 144.1-178.2 decisions/s at 10.0-12.2 ms of CPU per
+decision (api 2.5-3.2, worker main 1.0-1.2, children 4.1-5.0, postgres
+1.6-1.9); overhead at 50/s p50 7.8-8.7, p95 9.5-11.7, p99 10.5-16.1 ms.
+That is 0.125-0.154 of the hour's no-op drain, where 150/s on the
+reference is 0.19 of its 800/s: about 100-125/s at the reference's
+speed, still short of the target. Sampled in process after the change, the decide step is the
 two HTTP calls ~45 % (SDK ~27 %, webhook ~16 %), psycopg ~20 % over 3
 statements (dumping the 49 parameters ~9 %), the commit ~7 %.
 
