@@ -78,17 +78,23 @@ producer is done and the queue drains, the two worker processes alone leave
 ~15 % idle; --concurrency 3 fills it but costs more per decision and is not
 faster). `--queries` counts 8 SQL statements per decision (ingest 3; decide
 and first attempt 5: the load, BEGIN, the decision with its first attempt,
-COMMIT, the delivery's answer; 13 before the sixth session). Sampling with py-spy (--gil) under
-load:
-- worker children (~5 ms): the openai SDK call ~26 % (httpx ~half of it),
-  the webhook POST ~12 %, psycopg ~18 % and Django's database layer ~10 %
-  over 10 statements, Celery's task bookkeeping ~8 %, the rest our own code
-  (guardrails, validation, rows) in many small pieces.
-- API (~2.7 ms): the Celery/kombu publish ~25 %, Django's request handling,
-  ninja and gunicorn ~35 %, 3 statements and the rate limit's Redis round trip.
-- worker main (~1.1 ms): kombu's acks_late bookkeeping (a MULTI/EXEC to the
-  unacked hash and index on receipt and on ack) and the pool's pipes.
-- PostgreSQL (~2 ms): 13 statements and 3 commits.
+COMMIT, the delivery's answer; 13 before the sixth session). Sampled with
+py-spy (--gil) under load in the sixth session, by where the time is spent
+(the innermost frame's library):
+- worker children (~4.4 ms): httpx (the SDK's call and the webhook POST)
+  24 %, psycopg 14 %, Django's ORM 12 % (model instances: the run, event
+  and automation read, the call, verdicts, action and attempt written),
+  the openai SDK 4 %, json 4 %, Celery and billiard 6 %, logging 3 %, the
+  stdlib and our own code the rest in small pieces.
+- API (~2.9 ms): Django's request handling 14 %, psycopg 13 % over 3
+  statements, redis-py 10 % (the rate limit and the publish), Celery and
+  kombu 16 % (the publish is ~30 % of the view with its Redis round trip),
+  the ORM 8 %, gunicorn 8 %, ninja and pydantic 5 %.
+- worker main (~1.0 ms): redis-py 28 % and kombu 27 % (BRPOP, and the
+  acks_late bookkeeping: a MULTI/EXEC to the unacked hash and index on
+  receipt, a pipeline on ack), Celery 19 %, the pool's pipes 6 %, json 5 %,
+  logging 4 %.
+- PostgreSQL (~1.7 ms): 8 statements in 4 transactions, each writing.
 
 What changed today, in order: the provider posts its plain-JSON request
 through the SDK's client.post (the typed transform and the pydantic answer
@@ -192,9 +198,10 @@ What would lift it further, largest first:
 3. The API's ingest (~1.8 ms in process): the token and the automation
    are two reads, the rate limit a Redis round trip, the answer validated
    by ninja.
-4. BEGIN and COMMIT around the decision's one statement (~0.2 ms): the
-   statement would have to be safe alone, its writes gated on the move and
-   the kill switch in SQL.
+4. BEGIN and COMMIT around the decision's one statement: without them
+   (unsafely, only to measure) the decide step took 6 % less CPU in
+   process. The statement would have to be safe alone, its writes gated on
+   the move, and the kill switch's rule written again in SQL.
 """
 
 import argparse
