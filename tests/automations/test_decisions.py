@@ -22,7 +22,7 @@ from automations.services.decisions import DecisionInProgress, run_advance, run_
 from automations.services.runs import run_transition
 from automations.services.spend import model_call_record
 from automations.tasks import decide_run, execute_run
-from catalog.models import SegmentPolicy
+from catalog.models import Automation, SegmentPolicy
 from tests.factories import (
     BILLING_RULE,
     AutomationFactory,
@@ -212,6 +212,26 @@ def test_segment_switched_off_while_the_model_answers_halts_before_sending(
     action = Action.objects.get(run=run)
     assert action.state == "halted"
     assert not action.attempts.exists()
+
+
+def test_automation_switched_to_shadow_while_the_model_answers_halts_before_sending(
+    django_capture_on_commit_callbacks,
+):
+    run = make_run()
+    answer = RulesProvider.decide
+
+    def shadow_meanwhile(provider, **kwargs):
+        Automation.objects.filter(pk=run.automation_id).update(mode="shadow")
+        return answer(provider, **kwargs)
+
+    with mock.patch.object(RulesProvider, "decide", shadow_meanwhile):
+        attempt = decide(run, django_capture_on_commit_callbacks)
+
+    attempt.assert_not_called()
+    assert run.state == "halted"
+    assert run.reason == "the automation switched to shadow mode after approval"
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "halted"]
+    assert not Action.objects.get(run=run).attempts.exists()
 
 
 def test_run_another_worker_is_deciding_is_left_to_it(django_capture_on_commit_callbacks):
