@@ -64,12 +64,16 @@ def insert_rows(objs: Iterable[Model], *, using: str = "default") -> None:
         inserted(objs, [row[0] for row in cursor.fetchall()], using=using)
 
 
-def insert_statement(objs: Sequence[Model], connection) -> tuple[str, list]:
+def insert_statement(
+    objs: Sequence[Model], connection, *, after: str | None = None
+) -> tuple[str, list]:
     """The INSERT … RETURNING pk of new rows of one model, and its values as save() writes them.
 
     Valuing the rows fills their automatic fields (auto_now_add), as save() would.
     The pks come back in the order of `objs`. On PostgreSQL, several rows are
-    bound as one array per column (the params are then those arrays).
+    bound as one array per column (the params are then those arrays). `after`
+    names a WITH clause of one row at most, of the statement this one joins:
+    the rows are written only if it has one.
     """
     model = type(objs[0])
     fields = _insert_fields(model)
@@ -80,8 +84,8 @@ def insert_statement(objs: Sequence[Model], connection) -> tuple[str, list]:
         # rows, so psycopg keeps its parsing (it re-parses a statement of more
         # than 50 parameters on every call) and PostgreSQL its prepared plan.
         columns = [list(column) for column in zip(*rows, strict=True)]
-        return _insert_unnest_sql(model, connection.alias), columns
-    return _insert_sql(model, len(rows)), [value for row in rows for value in row]
+        return _insert_unnest_sql(model, connection.alias, after), columns
+    return _insert_sql(model, len(rows), after), [value for row in rows for value in row]
 
 
 def inserted(objs: Sequence[Model], ids: Sequence, *, using: str = "default") -> None:
@@ -149,19 +153,25 @@ def _insert_fields(model: type[Model]) -> tuple:
 
 
 @cache
-def _insert_sql(model: type[Model], rows: int) -> str:
-    row = "(" + ", ".join(["%s"] * len(_insert_fields(model))) + ")"
-    return _insert_into(model, "VALUES " + ", ".join([row] * rows))
+def _insert_sql(model: type[Model], rows: int, after: str | None = None) -> str:
+    placeholders = ", ".join(["%s"] * len(_insert_fields(model)))
+    if after is None:
+        return _insert_into(model, "VALUES " + ", ".join([f"({placeholders})"] * rows))
+    if rows != 1:
+        raise ValueError("rows written after a clause go in as arrays (PostgreSQL) or one by one")
+    return _insert_into(model, f"SELECT {placeholders} FROM {after}")  # noqa: S608
 
 
 @cache
-def _insert_unnest_sql(model: type[Model], using: str) -> str:
+def _insert_unnest_sql(model: type[Model], using: str, after: str | None = None) -> str:
     # The base type (varchar, not varchar(50)), as Django casts it: nothing is truncated.
     arrays = ", ".join(
         f"%s::{field.db_type(connections[using]).split('(')[0]}[]"
         for field in _insert_fields(model)
     )
-    return _insert_into(model, f"SELECT * FROM unnest({arrays})")  # noqa: S608 (types, bound values)
+    if after is None:
+        return _insert_into(model, f"SELECT * FROM unnest({arrays})")  # noqa: S608 (bound values)
+    return _insert_into(model, f"SELECT u.* FROM {after}, unnest({arrays}) AS u")  # noqa: S608
 
 
 def _insert_into(model: type[Model], rows_source: str) -> str:

@@ -48,10 +48,15 @@ DELIVERING = "delivering the action"  # the run's reason while its action is bei
 ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
 
 
-# The automation's mode and its segment's policy (if any) as they are now, for a
-# run: one prepared statement before every attempt.
+# Whether a run may act now, and the automation's mode and its segment's policy
+# (if any) that say why not: one prepared statement before every attempt. The
+# rule is SQL's alone (a switched-off segment, else the segment's mode if it sets
+# one, else the automation's, must be acting), so that the one-statement decision
+# (services/decisions.py) can make its writes depend on it; policy_block words it.
+_ACTING_LIST = ", ".join(f"'{mode}'" for mode in sorted(ACTING_MODES))
 EXECUTION_POLICY_SQL = f"""
-SELECT a.mode, p.enabled, p.mode
+SELECT p.enabled IS NOT FALSE AND COALESCE(NULLIF(p.mode, ''), a.mode) IN ({_ACTING_LIST})
+       AS acting, a.mode, p.enabled, p.mode
 FROM {Run._meta.db_table} r
 JOIN {Automation._meta.db_table} a ON a.id = r.automation_id
 LEFT JOIN {SegmentPolicy._meta.db_table} p
@@ -133,18 +138,17 @@ def execution_policy_params(run: Run) -> dict:
     return {"run": run.pk}
 
 
-def policy_block(run: Run, mode: str, enabled: bool | None, policy_mode: str | None) -> str:
+def policy_block(
+    run: Run, acting: bool, mode: str, enabled: bool | None, policy_mode: str | None
+) -> str:
     """Why the run may not act under this row of EXECUTION_POLICY_SQL; "" when it may."""
+    if acting:
+        return ""
     if enabled is not None and not enabled:
         return f"segment {run.segment} switched off after approval"
     if policy_mode:
-        mode = policy_mode
-        where = f"segment {run.segment}"
-    else:
-        where = "the automation"
-    if mode not in ACTING_MODES:
-        return f"{where} switched to {mode} mode after approval"
-    return ""
+        return f"segment {run.segment} switched to {policy_mode} mode after approval"
+    return f"the automation switched to {mode} mode after approval"
 
 
 def action_get_or_new(*, run: Run, adapter: str) -> tuple[Action, bool]:

@@ -336,20 +336,18 @@ def _record_steps(outcome: _Outcome, *, reserve: bool) -> _Decided:
     return _Decided(run, attempt_reserve_locked(run=run, intent=intent, actor=outcome.actor))
 
 
-class _SwitchedOff(Exception):
-    """The segment or mode stopped acting during the decision: the steps halt the run."""
-
-
 def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
     """The approval, its model call, spend and verdicts, and the first attempt: one statement.
 
-    The run goes from deciding through approved to executing (both transitions
-    recorded), its new action and in-flight attempt are written from that move,
-    and the same statement re-reads the kill switch and mode after the model's
-    answer. When they stopped acting meanwhile, or the run was moved by a twin,
-    the transaction rolls back: the steps then halt it, or the caller learns of
-    the twin. None when there is no action to write (the steps settle that).
-    It has 49 parameters: keep it within 50, or psycopg parses it on every call.
+    The statement first re-reads the kill switch and mode (after the model's
+    answer), and moves the run from deciding through approved to executing
+    (both transitions recorded) only if they still act and it is still
+    deciding. Everything else it writes comes from that move, so it is safe
+    on its own, without a transaction: when the run did not move, nothing was
+    written, and the steps halt it (it stopped acting meanwhile) or the caller
+    learns of the twin that moved it. None also when there is no action to
+    write (the steps settle that). It has 49 parameters: keep it within 50,
+    or psycopg parses it on every call.
     """
     run = outcome.run
     intent = _intent(outcome.automation, outcome.decision)
@@ -376,11 +374,14 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
         at=now,
     )
     # The call's key is not read back: nothing refers to it.
-    _, *statements = model_call_statements(db, **_call_fields(outcome))
+    _, *statements = model_call_statements(db, after="moved", **_call_fields(outcome))
     verdicts = _verdicts(run, outcome.checks)
     if verdicts:
-        statements.append(insert_statement(verdicts, db))
-    clauses = [move_clauses(tuple(values), via=True)]
+        statements.append(insert_statement(verdicts, db, after="moved"))
+    clauses = [
+        f"policy AS ({EXECUTION_POLICY_SQL})",
+        move_clauses(tuple(values), via=True, when="(SELECT acting FROM policy)"),
+    ]
     for number, statement in enumerate(statements):
         text, named_params = named(statement, f"w{number}_")
         clauses.append(f"w{number} AS ({text})")
@@ -391,19 +392,15 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
     clauses.append(first_attempt_clauses(*columns))
     sql = (
         f"WITH {', '.join(clauses)}"  # noqa: S608 (model names, values bound)
-        " SELECT action.id, attempt.id, policy.* FROM action, attempt,"
-        f" ({EXECUTION_POLICY_SQL}) policy"
+        " SELECT (SELECT id FROM action), (SELECT id FROM attempt), policy.* FROM policy"
     )
-    try:
-        with transaction.atomic(), db.cursor() as cursor:
-            cursor.execute(sql, params | rows_params | execution_policy_params(run))
-            row = cursor.fetchone()
-            if row is None:
-                raise transition_refused(run.pk, RunState.EXECUTING)
-            if policy_block(run, *row[2:]):
-                raise _SwitchedOff
-    except _SwitchedOff:
-        return None
+    with db.cursor() as cursor:
+        cursor.execute(sql, params | rows_params | execution_policy_params(run))
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        if row is not None and policy_block(run, *row[2:]):
+            return None  # it stopped acting while the model answered: the steps halt it
+        raise transition_refused(run.pk, RunState.EXECUTING)
     first_attempt_inserted(action, attempt, row[:2])
     for name, value in values.items():
         setattr(run, name, value)

@@ -93,7 +93,7 @@ def _transition_sql(names: tuple[str, ...]) -> str:
 
 
 @cache
-def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
+def move_clauses(names: tuple[str, ...], via: bool = False, when: str = "") -> str:
     """WITH clauses (PostgreSQL) moving a run and recording the move, for move_params' values.
 
     `moved` holds the run's id when it was still in its from-state and moved
@@ -101,7 +101,8 @@ def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
     statement that also reads the run sees the row as it was before the move
     and learns from `moved` whether it moved. With `via`, the run passes
     through a state on the way (one row can be updated once per statement):
-    two transitions, in order, the first with its own reason.
+    two transitions, in order, the first with its own reason. `when` is one
+    more SQL condition the move needs (on earlier clauses of the statement).
     """
     fields = [Run._meta.get_field(name) for name in names]
     assignments = ", ".join(f'"{field.column}" = %({_param(field)})s' for field in fields)
@@ -125,7 +126,8 @@ def move_clauses(names: tuple[str, ...], via: bool = False) -> str:
         )
     return (
         f"moved AS (UPDATE {run_table} SET {assignments}"  # noqa: S608 (model names, values bound)
-        " WHERE id = %(run)s AND state = %(from_state)s RETURNING id),"
+        f" WHERE id = %(run)s AND state = %(from_state)s{f' AND {when}' if when else ''}"
+        " RETURNING id),"
         f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
         f"{steps} RETURNING id)"
     )

@@ -10,14 +10,18 @@ from django.db.models import Model
 from automations.models import DailySpend, ModelCall
 from reviewapp.rows import from_row, insert_rows, insert_statement, inserted, select_list, together
 
-# An upsert that adds to the day's row (PostgreSQL and SQLite spell it alike).
-SPEND_ADD_SQL = f"""
-INSERT INTO {DailySpend._meta.db_table} (automation_id, day, cost_usd, calls)
-VALUES (%s, %s, %s, 1)
-ON CONFLICT (automation_id, day)
-DO UPDATE SET cost_usd = {DailySpend._meta.db_table}.cost_usd + excluded.cost_usd,
-              calls = {DailySpend._meta.db_table}.calls + 1
-"""  # noqa: S608 (the table name from the model, values bound)
+
+def _spend_add_sql(row: str) -> str:
+    # An upsert that adds to the day's row (PostgreSQL and SQLite spell it alike).
+    table = DailySpend._meta.db_table
+    return (
+        f"INSERT INTO {table} (automation_id, day, cost_usd, calls) {row}"  # noqa: S608 (model names)
+        f" ON CONFLICT (automation_id, day) DO UPDATE SET cost_usd = {table}.cost_usd"
+        f" + excluded.cost_usd, calls = {table}.calls + 1"
+    )
+
+
+SPEND_ADD_SQL = _spend_add_sql("VALUES (%s, %s, %s, 1)")
 SPEND_READ_SQL = (
     f"SELECT {select_list(DailySpend, 'd')} FROM {DailySpend._meta.db_table} d"  # noqa: S608
     " WHERE d.automation_id = %s AND d.day = %s"
@@ -52,15 +56,21 @@ def model_call_record(*, rows: Sequence[Model] = (), **fields) -> ModelCall:
     return call
 
 
-def model_call_statements(db, **fields) -> tuple[ModelCall, tuple, tuple]:
+def model_call_statements(
+    db, *, after: str | None = None, **fields
+) -> tuple[ModelCall, tuple, tuple]:
     """A new model call, the statement adding its cost to the day's spend, and its INSERT.
 
     The two statements are independent: PostgreSQL may run them as clauses of one.
+    `after`: as for rows.insert_statement, both write only if that clause has a row.
     """
     call = ModelCall(**fields)
-    call_insert = insert_statement([call], db)  # fills created_at, the day's key
+    call_insert = insert_statement([call], db, after=after)  # fills created_at, the day's key
+    spend_sql = SPEND_ADD_SQL
+    if after is not None:
+        spend_sql = _spend_add_sql(f"SELECT %s, %s, %s, 1 FROM {after}")  # noqa: S608
     spend_add = (
-        SPEND_ADD_SQL,
+        spend_sql,
         [call.automation_id, spend_day(call.created_at), Decimal(call.cost_usd or 0)],
     )
     return call, spend_add, call_insert

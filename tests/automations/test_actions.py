@@ -16,6 +16,7 @@ from automations.services.actions import (
     action_attempt,
     action_compensate,
     attempt_reserve_locked,
+    execution_block,
     intent_for,
     retry_countdown,
 )
@@ -357,6 +358,39 @@ class TestKillSwitch:
         assert outcome.kind == "halted"
         assert transitions(run)[-1] == ("executing", "halted")
         assert len(receiver.deliveries) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("automation_mode", "policy", "block"),
+    [
+        ("approve", None, ""),
+        ("autonomous", None, ""),
+        ("shadow", None, "the automation switched to shadow mode after approval"),
+        ("suggest", None, "the automation switched to suggest mode after approval"),
+        ("autonomous", {"key": "smb", "enabled": True, "mode": ""}, ""),
+        ("shadow", {"key": "smb", "enabled": True, "mode": "autonomous"}, ""),
+        (
+            "autonomous",
+            {"key": "smb", "enabled": True, "mode": "suggest"},
+            "segment smb switched to suggest mode after approval",
+        ),
+        (
+            "autonomous",
+            {"key": "smb", "enabled": False, "mode": "autonomous"},
+            "segment smb switched off after approval",
+        ),
+        ("autonomous", {"key": "enterprise", "enabled": False, "mode": ""}, ""),
+    ],
+)
+def test_the_kill_switch_rule_reads_segment_then_automation(
+    receiver, automation_mode, policy, block
+):
+    run = approved_run(receiver, segment="smb", mode=automation_mode)
+    if policy:
+        SegmentPolicyFactory(automation=run.automation, **policy)
+
+    assert execution_block(run=run) == block
 
 
 @pytest.mark.django_db

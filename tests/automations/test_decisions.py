@@ -234,6 +234,26 @@ def test_automation_switched_to_shadow_while_the_model_answers_halts_before_send
     assert not Action.objects.get(run=run).attempts.exists()
 
 
+def test_a_run_moved_on_while_the_model_answers_gets_nothing_written(
+    django_capture_on_commit_callbacks,
+):
+    run = make_run()
+    answer = RulesProvider.decide
+
+    def decided_elsewhere_meanwhile(provider, **kwargs):
+        Run.objects.filter(pk=run.pk).update(state="awaiting_review")
+        return answer(provider, **kwargs)
+
+    with mock.patch.object(RulesProvider, "decide", decided_elsewhere_meanwhile):
+        attempt = decide(run, django_capture_on_commit_callbacks)
+
+    attempt.assert_not_called()
+    assert run.state == "awaiting_review"
+    assert [t.to_state for t in run.transitions.all()] == ["deciding"]
+    assert not ModelCall.objects.exists() and not DailySpend.objects.exists()
+    assert not run.verdicts.exists() and not Action.objects.filter(run=run).exists()
+
+
 def test_run_another_worker_is_deciding_is_left_to_it(django_capture_on_commit_callbacks):
     run = make_run(latency_budget_ms=2000)
     run_transition(run=run, to_state="deciding", actor="worker:other")
