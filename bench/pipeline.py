@@ -76,9 +76,9 @@ Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
 2,000 ms / (CPU ms per decision) times how busy they are (89-95 %: while the
 producer is done and the queue drains, the two worker processes alone leave
 ~15 % idle; --concurrency 3 fills it but costs more per decision and is not
-faster). `--queries` counts 8 SQL statements per decision (ingest 3; decide
-and first attempt 5: the load, BEGIN, the decision with its first attempt,
-COMMIT, the delivery's answer; 13 before the sixth session). Sampled with
+faster). `--queries` counts 6 SQL statements per decision (ingest 3; decide
+and first attempt 3: the load, the decision with its first attempt, the
+delivery's answer; 13 before the sixth session). Sampled with
 py-spy (--gil) under load in the sixth session, by where the time is spent
 (the innermost frame's library):
 - worker children (~4.4 ms): httpx (the SDK's call and the webhook POST)
@@ -94,7 +94,8 @@ py-spy (--gil) under load in the sixth session, by where the time is spent
   acks_late bookkeeping: a MULTI/EXEC to the unacked hash and index on
   receipt, a pipeline on ack), Celery 19 %, the pool's pipes 6 %, json 5 %,
   logging 4 %.
-- PostgreSQL (~1.7 ms): 8 statements in 4 transactions, each writing.
+- PostgreSQL (~1.7 ms): then 8 statements in 4 transactions, each writing;
+  now 6, each its own transaction.
 
 What changed today, in order: the provider posts its plain-JSON request
 through the SDK's client.post (the typed transform and the pydantic answer
@@ -178,16 +179,26 @@ fell from 2.75-3.26 to 2.32-2.74 times the API's, PostgreSQL's alone from
 11.4-14.5 ms. The pairs ran in both orders (four with the old code
 first, three with the new first). Then the cached configuration handed
 its prefetched querysets over instead of building three per decision
-(catalog/snapshots.py: 0.12 -> 0.011 ms). Four runs of the final code in
+(catalog/snapshots.py: 0.12 -> 0.011 ms). Four runs of that code in
 a fast hour (ceilings.py: TPC-B 3,403 tps, x1.26; Celery's no-op drain
 1,157 tasks/s, x1.45): 144.1-178.2 decisions/s at 10.0-12.2 ms of CPU per
 decision (api 2.5-3.2, worker main 1.0-1.2, children 4.1-5.0, postgres
 1.6-1.9); overhead at 50/s p50 7.8-8.7, p95 9.5-11.7, p99 10.5-16.1 ms.
 That is 0.125-0.154 of the hour's no-op drain, where 150/s on the
 reference is 0.19 of its 800/s: about 100-125/s at the reference's
-speed, still short of the target. Sampled in process after the change, the decide step is the
-two HTTP calls ~45 % (SDK ~27 %, webhook ~16 %), psycopg ~20 % over 3
-statements (dumping the 49 parameters ~9 %), the commit ~7 %.
+speed, still short of the target. Sampled in process then, the decide
+step was the two HTTP calls ~45 % (SDK ~27 %, webhook ~16 %), psycopg
+~20 % (dumping the 49 parameters ~9 %), BEGIN and COMMIT ~7 %. Last, the
+statement stands alone, without BEGIN/COMMIT: it re-reads the kill switch
+first and moves the run only if it still acts (the rule is now SQL's
+alone, in actions.EXECUTION_POLICY_SQL), and writes everything else from
+that move (3 statements in the decide step, 6 per decision). In process,
+four A/B pairs: 2.14-2.26 before, 2.09-2.13 after (4 % less). Four runs
+in a slow hour right after (ceilings.py: TPC-B 3,208 tps, x1.19; Celery's
+drain 1,079 tasks/s, x1.35; but the API, unchanged, took 3.4-4.2 ms per
+decision against 2.5-3.2 in the fast hour): 121.4-138.6 decisions/s at
+12.7-15.0 ms; overhead at 50/s p50 8.5-9.8, p95 10.7-12.2, p99 11.9-15.5
+ms.
 
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
@@ -198,10 +209,9 @@ What would lift it further, largest first:
 3. The API's ingest (~1.8 ms in process): the token and the automation
    are two reads, the rate limit a Redis round trip, the answer validated
    by ninja.
-4. BEGIN and COMMIT around the decision's one statement: without them
-   (unsafely, only to measure) the decide step took 6 % less CPU in
-   process. The statement would have to be safe alone, its writes gated on
-   the move, and the kill switch's rule written again in SQL.
+4. Django's model instances on the hot path (12 % of the worker children:
+   the run, event and automation read; the call, verdicts, action and
+   attempt valued through instances, as save() would).
 """
 
 import argparse
