@@ -190,21 +190,31 @@ def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
     assert ModelCall.objects.count() == 1
 
 
+def decide_with_a_change_meanwhile(run, change, django_capture_on_commit_callbacks):
+    """Decide the run as decide() does, with `change()` made while the model answers."""
+    answer = RulesProvider.decide
+
+    def answer_after_the_change(provider, **kwargs):
+        change()
+        return answer(provider, **kwargs)
+
+    with mock.patch.object(RulesProvider, "decide", answer_after_the_change):
+        return decide(run, django_capture_on_commit_callbacks)
+
+
 def test_segment_switched_off_while_the_model_answers_halts_before_sending(
     django_capture_on_commit_callbacks,
 ):
     run = make_run(segment="enterprise")
     policy = SegmentPolicyFactory(automation=run.automation, key="enterprise", enabled=True)
-    answer = RulesProvider.decide
 
-    def switched_off_meanwhile(provider, **kwargs):
-        SegmentPolicy.objects.filter(pk=policy.pk).update(enabled=False)
-        return answer(provider, **kwargs)
+    attempt = decide_with_a_change_meanwhile(
+        run,
+        lambda: SegmentPolicy.objects.filter(pk=policy.pk).update(enabled=False),
+        django_capture_on_commit_callbacks,
+    )
 
-    with mock.patch.object(RulesProvider, "decide", switched_off_meanwhile):
-        attempt = decide(run, django_capture_on_commit_callbacks)
-
-    # The guardrails passed before the model call; the reservation read the switch again.
+    # The guardrails passed before the model call; the record read the switch again.
     attempt.assert_not_called()
     assert run.state == "halted"
     assert run.reason == "segment enterprise switched off after approval"
@@ -218,14 +228,12 @@ def test_automation_switched_to_shadow_while_the_model_answers_halts_before_send
     django_capture_on_commit_callbacks,
 ):
     run = make_run()
-    answer = RulesProvider.decide
 
-    def shadow_meanwhile(provider, **kwargs):
-        Automation.objects.filter(pk=run.automation_id).update(mode="shadow")
-        return answer(provider, **kwargs)
-
-    with mock.patch.object(RulesProvider, "decide", shadow_meanwhile):
-        attempt = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide_with_a_change_meanwhile(
+        run,
+        lambda: Automation.objects.filter(pk=run.automation_id).update(mode="shadow"),
+        django_capture_on_commit_callbacks,
+    )
 
     attempt.assert_not_called()
     assert run.state == "halted"
@@ -238,14 +246,12 @@ def test_a_run_moved_on_while_the_model_answers_gets_nothing_written(
     django_capture_on_commit_callbacks,
 ):
     run = make_run()
-    answer = RulesProvider.decide
 
-    def decided_elsewhere_meanwhile(provider, **kwargs):
-        Run.objects.filter(pk=run.pk).update(state="awaiting_review")
-        return answer(provider, **kwargs)
-
-    with mock.patch.object(RulesProvider, "decide", decided_elsewhere_meanwhile):
-        attempt = decide(run, django_capture_on_commit_callbacks)
+    attempt = decide_with_a_change_meanwhile(
+        run,
+        lambda: Run.objects.filter(pk=run.pk).update(state="awaiting_review"),
+        django_capture_on_commit_callbacks,
+    )
 
     attempt.assert_not_called()
     assert run.state == "awaiting_review"
