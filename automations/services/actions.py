@@ -27,6 +27,7 @@ from automations.models import Action, ActionAttempt, ActionState, ReviewTask, R
 from automations.services.runs import (
     move_clauses,
     move_params,
+    run_moved,
     run_transition,
     transition_refused,
 )
@@ -328,9 +329,7 @@ def _reserve_first_postgresql(
     if row is None:
         raise transition_refused(run.pk, RunState.EXECUTING)
     first_attempt_inserted(action, attempt, row)
-    for name, value in values.items():
-        setattr(run, name, value)
-    run.updated_at = now
+    run_moved(run, values, now)
 
 
 def first_attempt_params(action: Action, attempt: ActionAttempt, connection) -> tuple:

@@ -62,6 +62,7 @@ from automations.services.actions import (
 from automations.services.runs import (
     move_clauses,
     move_params,
+    run_moved,
     run_transition,
     transition_refused,
 )
@@ -402,9 +403,7 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
             return None  # it stopped acting while the model answered: the steps halt it
         raise transition_refused(run.pk, RunState.EXECUTING)
     first_attempt_inserted(action, attempt, row[:2])
-    for name, value in values.items():
-        setattr(run, name, value)
-    run.updated_at = now
+    run_moved(run, values, now)
     config = intent.action_config or {}
     return _Decided(run, Reserved(action=action, attempt=attempt, adapter=adapter, config=config))
 

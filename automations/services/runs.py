@@ -58,9 +58,14 @@ def run_transition(
                     transaction.on_commit(on_commit)
     if not moved:
         raise transition_refused(run.pk, to_state)
+    return run_moved(run, values, now)
+
+
+def run_moved(run: Run, values: dict, at) -> Run:
+    """Give `run` the fields a move just saved (move_params' `values`, and updated_at)."""
     for name, value in values.items():
         setattr(run, name, value)
-    run.updated_at = now
+    run.updated_at = at
     return run
 
 
