@@ -24,6 +24,7 @@ from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from automations.adapters import UnknownAdapter, adapter_for
 from automations.guardrails import guardrails_run, strictest
@@ -70,7 +71,7 @@ from automations.services.spend import model_call_record, model_call_statements,
 from automations.states import IllegalTransition, RunState
 from catalog.models import Automation, Intent
 from catalog.snapshots import automation_config_attach
-from reviewapp.rows import from_row, insert_rows, insert_statement, named, select_list
+from reviewapp.rows import from_row, insert_rows, named, select_list
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -347,8 +348,8 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
     on its own, without a transaction: when the run did not move, nothing was
     written, and the steps halt it (it stopped acting meanwhile) or the caller
     learns of the twin that moved it. None also when there is no action to
-    write (the steps settle that). It has 49 parameters: keep it within 50,
-    or psycopg parses it on every call.
+    write (the steps settle that). It has 44 parameters (the verdicts are one
+    JSON array): keep it within 50, or psycopg parses it on every call.
     """
     run = outcome.run
     intent = _intent(outcome.automation, outcome.decision)
@@ -376,9 +377,6 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
     )
     # The call's key is not read back: nothing refers to it.
     _, *statements = model_call_statements(db, after="moved", **_call_fields(outcome))
-    verdicts = _verdicts(run, outcome.checks)
-    if verdicts:
-        statements.append(insert_statement(verdicts, db, after="moved"))
     clauses = [
         f"policy AS ({EXECUTION_POLICY_SQL})",
         move_clauses(tuple(values), via=True, when="(SELECT acting FROM policy)"),
@@ -387,6 +385,9 @@ def _record_approved_postgresql(outcome: _Outcome) -> _Decided | None:
         text, named_params = named(statement, f"w{number}_")
         clauses.append(f"w{number} AS ({text})")
         params |= named_params
+    if outcome.checks:
+        clauses.append(f"verdicts AS ({_VERDICTS_AFTER_MOVE_SQL})")
+        params |= _verdicts_params(outcome.checks, now)
     action = action_new(run=run, adapter=intent.action_adapter)  # a run deciding has none
     attempt = ActionAttempt(action=action, number=1, started_at=now, error=IN_FLIGHT)
     columns, rows_params = first_attempt_params(action, attempt, db)
@@ -415,6 +416,32 @@ def _decision_fields(mode: str, decision: dict | None, approved: bool) -> dict:
         "final_intent": decision if approved else None,
         "decided_by": "model" if approved else "",
     }
+
+
+# The moved run's verdicts from one JSON array: binding them as one array per
+# column cost psycopg more to dump (lists of JSON, datetimes and strings) than
+# the rest of the decision's 40-odd parameters together.
+_VERDICTS_AFTER_MOVE_SQL = (
+    f'INSERT INTO "{GuardrailVerdict._meta.db_table}"'  # noqa: S608 (model names, values bound)
+    ' ("run_id", "position", "check_name", "verdict", "reason", "details", "created_at")'
+    " SELECT moved.id, v.position, v.check_name, v.verdict, v.reason, v.details,"
+    " %(verdicts_at)s FROM moved, jsonb_to_recordset(%(verdicts)s) AS v("
+    "position integer, check_name varchar, verdict varchar, reason text, details jsonb)"
+)
+
+
+def _verdicts_params(checks: list[CheckResult], at) -> dict:
+    rows = [
+        {
+            "position": position,
+            "check_name": check.check_name,
+            "verdict": check.verdict,
+            "reason": check.reason,
+            "details": check.details,
+        }
+        for position, check in enumerate(checks)
+    ]
+    return {"verdicts": Jsonb(rows), "verdicts_at": at}
 
 
 def _verdicts(run: Run, checks: list[CheckResult]) -> list[GuardrailVerdict]:
