@@ -28,6 +28,7 @@ class Event(models.Model):
         Automation,
         on_delete=models.PROTECT,
         related_name="events",
+        db_index=False,  # event_unique_idempotency_key leads with it
         db_constraint=False,  # shared row
     )
     idempotency_key = models.CharField(max_length=200)
@@ -121,6 +122,7 @@ class ModelCall(models.Model):
         Automation,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,  # modelcall_spend leads with it
         db_constraint=False,  # shared row
     )
     provider = models.CharField(max_length=20)
@@ -176,7 +178,9 @@ class Verdict(models.TextChoices):
 
 
 class GuardrailVerdict(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts")
+    # verdict_unique_check leads with the run: a separate index would only add
+    # six writes to every decision.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts", db_index=False)
     position = models.PositiveIntegerField()
     check_name = models.CharField(max_length=50)
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
@@ -348,7 +352,12 @@ class Action(models.Model):
 
 
 class ActionAttempt(models.Model):
-    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="attempts")
+    action = models.ForeignKey(
+        Action,
+        on_delete=models.CASCADE,
+        related_name="attempts",
+        db_index=False,  # attempt_unique_number leads with it
+    )
     number = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
