@@ -200,18 +200,57 @@ decision against 2.5-3.2 in the fast hour): 121.4-138.6 decisions/s at
 12.7-15.0 ms; overhead at 50/s p50 8.5-9.8, p95 10.7-12.2, p99 11.9-15.5
 ms.
 
+The day's seventh session (ceilings.py across it: TPC-B 3,046-3,503 tps,
+x1.13-1.30; Celery's no-op drain 809-1,203 tasks/s, x1.01-1.50, swinging
+by a third within minutes). Sampled with py-spy (--gil) under load at its
+start: worker children, the SDK's call 26 %, the webhook POST 17 %, the
+decision's statement 24 % (psycopg dumping its parameters 8 %), the run's
+load 7 %, Celery 8 %; API, without start-up samples, the publish ~31 %,
+the token and automation reads ~16 %, the event insert ~10 %, the rate
+limit ~9 %; worker main, redis-py and kombu 45 %, Celery 15 %. Changes:
+- the verdicts go into the decision's statement as one jsonb array read by
+  jsonb_to_recordset instead of seven arrays (49 -> 44 parameters):
+  psycopg dumps a list element by element, and those lists cost more than
+  all the other parameters. In process (--queries), three alternating
+  pairs: the decide step's CPU over the ingest's 2.00 -> 1.81, 10 % less.
+  --queries now freezes the set-up's objects first (gc.freeze): its full
+  collections (~90 ms, once per ~150 events) had landed on whichever step
+  allocated; a worker child ran none in 1,000 decisions.
+- hiredis (redis-py's C parser): ceilings.py's enqueue 0.43/0.39 -> 0.36/0.37
+  ms of CPU per task, the drain 0.89/0.88 -> 0.84/0.87 (ceilings.py itself
+  now hides hiredis, to stay comparable with the reference's stock stack).
+- no separate index on four foreign keys that lead another index (nine
+  index entries fewer per decision; ~10 us of PostgreSQL's ~1.7 ms).
+End to end, four pairs against the session's start, alternating in both
+orders: the workers' and PostgreSQL's CPU per decision over the API's
+2.47 (2.39-2.61) -> 2.32 (2.18-2.41), the children's alone 1.50 -> 1.39,
+about 7 % less. Eight runs of the final code, set between drains:
+122.2-169.6 decisions/s at 10.4-14.5 ms of CPU per decision, 0.12-0.20
+(mean 0.16) of the adjacent drains, where 150/s on the reference is 0.19
+of its 800/s: about 120-130/s at the reference's speed, **not met**.
+Overhead at 50/s p50 7.1-9.3, p99 10.2-15.0 ms (met). Tried, not kept:
+gc.freeze() in gunicorn and the Celery processes (nothing to gain: no full
+collections there); --concurrency 3 (busy 87-91 % -> 92-96 % at the same
+CPU per decision relative to the API, but 6 alternating pairs gave a mean
+throughput ratio of 1.006 against 2 in the drift); an httpx transport over
+http.client for the SDK and the webhook (the decide step 7-9 % less CPU
+in process, but a hand-written HTTP/1.1 layer in place of httpcore).
+
 What would lift it further, largest first:
 1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
    bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
    internals.
 2. The HTTP client stack (httpx under the openai SDK, and the webhook
-   POST): ~2 ms per decision, of which the SDK's own request building ~0.3.
+   POST): ~2 ms per decision, of which the SDK's own request building ~0.3;
+   httpx's client layer costs more than httpcore under it, so a faster
+   transport alone gains little (above).
 3. The API's ingest (~1.8 ms in process): the token and the automation
    are two reads, the rate limit a Redis round trip, the answer validated
    by ninja.
 4. Django's model instances on the hot path (12 % of the worker children:
-   the run, event and automation read; the call, verdicts, action and
-   attempt valued through instances, as save() would).
+   the run, event and automation read; the call, action and attempt valued
+   through instances, as save() would; on the API, the event, run and
+   first transition).
 """
 
 import argparse
