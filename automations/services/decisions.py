@@ -431,7 +431,16 @@ _VERDICTS_AFTER_MOVE_SQL = (
 
 
 def _verdicts_params(checks: list[CheckResult], at) -> dict:
-    rows = [
+    return {"verdicts": Jsonb(_verdict_rows(checks)), "verdicts_at": at}
+
+
+def _verdicts(run: Run, checks: list[CheckResult]) -> list[GuardrailVerdict]:
+    return [GuardrailVerdict(run=run, **row) for row in _verdict_rows(checks)]
+
+
+def _verdict_rows(checks: list[CheckResult]) -> list[dict]:
+    """The verdicts' own fields, in the order the checks ran."""
+    return [
         {
             "position": position,
             "check_name": check.check_name,
@@ -439,21 +448,6 @@ def _verdicts_params(checks: list[CheckResult], at) -> dict:
             "reason": check.reason,
             "details": check.details,
         }
-        for position, check in enumerate(checks)
-    ]
-    return {"verdicts": Jsonb(rows), "verdicts_at": at}
-
-
-def _verdicts(run: Run, checks: list[CheckResult]) -> list[GuardrailVerdict]:
-    return [
-        GuardrailVerdict(
-            run=run,
-            position=position,
-            check_name=check.check_name,
-            verdict=check.verdict,
-            reason=check.reason,
-            details=check.details,
-        )
         for position, check in enumerate(checks)
     ]
 
