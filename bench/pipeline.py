@@ -5,7 +5,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/pipeline.py [--events 2000] [--paced-events 500] [--rate 50] \\
         [--provider openai|rules] [--redis-url redis://127.0.0.1:6379/4] \\
-        [--gunicorn-workers 2] [--concurrency 2] [--pool prefork|solo] [--producers 4] \\
+        [--gunicorn-workers 2] [--concurrency 2] [--pool solo|prefork] [--producers 4] \\
         [--profile] [--queries]
 
 What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
@@ -17,10 +17,10 @@ What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
   process of their own so they do not share this script's GIL, both lean
   asyncio servers (bench/_stand_ins.py) so they take little of the cores;
 - the Django app under gunicorn (`--gunicorn-workers` sync workers);
-- `celery -A reviewapp worker` (prefork, `--concurrency` processes) on
-  `--redis-url` (Redis DB 4 by default; its queue is purged first); with
-  `--pool solo`, `--concurrency` solo workers instead, each running its
-  tasks in its own process (no parent handing them to children over pipes).
+- `--concurrency` solo Celery workers (`celery -A reviewapp worker --pool
+  solo`, the README's deployment), each fetching and running its own tasks,
+  on `--redis-url` (Redis DB 4 by default; its queue is purged first); with
+  `--pool prefork`, one prefork worker with `--concurrency` children instead.
 
 One automation in autonomous mode with one low-risk intent whose action is a
 signed webhook to the receiver. After a short warm-up it runs two phases:
@@ -49,7 +49,7 @@ receiver saw exactly one successful delivery per action (distinct
 `webhook-id`s, no duplicates) and every signature verifies. Exit status 1 if
 any check fails.
 
-`--profile` runs the worker children under cProfile and prints the top
+`--profile` runs the workers (prefork: their children) under cProfile and prints the top
 functions. `--queries` skips the benchmark and prints the SQL queries, the
 transactions and the CPU time of each step of one decision, run in process.
 
@@ -308,24 +308,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=4, help="posting threads, phase (a)")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument(
-        "--concurrency", type=int, default=2, help="celery prefork processes, or solo workers"
+        "--concurrency", type=int, default=2, help="solo workers, or celery prefork processes"
     )
     parser.add_argument(
         "--pool",
-        choices=("prefork", "solo"),
-        default="prefork",
-        help="one prefork worker, or --concurrency solo workers (no parent process)",
+        choices=("solo", "prefork"),
+        default="solo",
+        help="--concurrency solo workers (the README's deployment), or one prefork worker",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--db-name", default="handrail_bench_pipeline")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per phase")
-    parser.add_argument("--profile", action="store_true", help="cProfile the worker children")
+    parser.add_argument("--profile", action="store_true", help="cProfile the workers' tasks")
     parser.add_argument("--queries", action="store_true", help="count queries of one decision")
     args = parser.parse_args(argv)
     if min(args.events, args.paced_events, args.producers, args.concurrency) < 1 or args.rate <= 0:
         parser.error("--events, --paced-events, --producers, --concurrency and --rate must be > 0")
-    if args.profile and args.pool != "prefork":
-        parser.error("--profile profiles prefork children: use it with --pool prefork")
     return args
 
 
@@ -372,19 +370,26 @@ def servers_main(conn, secret: str) -> None:
 
 
 def profiled_worker_main(out_dir: str, celery_argv: list[str]) -> None:
-    """Run `celery worker` with each prefork child under cProfile, dumped when it exits."""
-    from celery.signals import worker_process_init, worker_process_shutdown
+    """Run `celery worker` under cProfile, dumped when it exits.
+
+    A solo worker is profiled whole (it runs its tasks itself); a prefork
+    worker, each of its children.
+    """
+    from celery import signals
 
     from reviewapp.celery import app
 
     # CPU time, not wall time: on 2 cores the question is where the CPU goes.
     profiler = cProfile.Profile(time.process_time)
+    solo = "solo" in celery_argv
+    started = signals.worker_ready if solo else signals.worker_process_init
+    stopped = signals.worker_shutdown if solo else signals.worker_process_shutdown
 
-    @worker_process_init.connect(weak=False)
+    @started.connect(weak=False)
     def start(**kwargs):
         profiler.enable()
 
-    @worker_process_shutdown.connect(weak=False)
+    @stopped.connect(weak=False)
     def dump(**kwargs):
         profiler.disable()
         profiler.dump_stats(os.path.join(out_dir, f"worker-{os.getpid()}.prof"))
@@ -467,7 +472,7 @@ def child_env(args, database_url: str, secret: str) -> dict:
 
 
 def worker_start(children: Children, args, env: dict, profile_dir: Path | None) -> list:
-    """Start the Celery worker(s): one prefork worker, or --concurrency solo workers."""
+    """Start the Celery worker(s): --concurrency solo workers, or one prefork worker."""
     import subprocess
 
     celery = [sys.executable, "-m", "celery", "-A", "reviewapp"]
@@ -944,11 +949,17 @@ def main() -> None:
             port=port, token=token, prefix="warm", count=args.warmup, threads=2, rate=None
         )
         runs_settle(warm[1], args.timeout, [*workers, api])
+        if args.pool == "solo":
+            worker_groups = {"workers": lambda: [w.pid for w in workers]}
+        else:
+            worker_groups = {
+                "worker main": lambda: [w.pid for w in workers],
+                "worker children": lambda: [p for w in workers for p in descendants(w.pid)[1:]],
+            }
         meter = CpuMeter(
             {
                 "api": lambda: descendants(api.pid),
-                "worker main": lambda: [w.pid for w in workers],
-                "worker children": lambda: [pid for w in workers for pid in descendants(w.pid)[1:]],
+                **worker_groups,
                 "postgres": lambda: postgres_backends(args.db_name),
                 "redis": redis_pids,
                 "servers": lambda: [servers.pid],
@@ -1052,7 +1063,7 @@ def profile_print(profile_dir: Path) -> None:
     )
     total = sum(tottime for (_, _, tottime, *_) in stats.stats.values())
     print(
-        f"\nworker children CPU profile ({len(files)} files in {profile_dir}), {tasks} tasks,"
+        f"\nworker CPU profile ({len(files)} files in {profile_dir}), {tasks} tasks,"
         f" {total / max(tasks, 1) * 1000:.2f} ms CPU per task (profiler overhead included):"
     )
     areas_print(stats)

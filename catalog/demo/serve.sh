@@ -40,9 +40,12 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 if [ -n "${REDIS_URL:-}" ]; then
-    echo "REDIS_URL is set: starting a Celery worker for the demo"
-    "$PY" -m celery -A reviewapp worker -Q handrail -c 2 -l warning &
-    pids+=($!)
+    echo "REDIS_URL is set: starting two Celery workers for the demo"
+    # As the README recommends: solo workers, each fetching and running its own tasks.
+    for n in 1 2; do
+        "$PY" -m celery -A reviewapp worker -Q handrail --pool solo -n "demo-$n@%h" -l warning &
+        pids+=($!)
+    done
 fi
 
 # DEBUG is off by default; --insecure lets runserver serve the static files anyway.

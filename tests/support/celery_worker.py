@@ -30,9 +30,17 @@ def database_url() -> str:
 
 
 class CeleryWorker:
+    """The deployment the README recommends: `concurrency` solo worker processes.
+
+    They compete for the same queue, as production's do, so the tests also see
+    two consumers racing for a run.
+    """
+
     def __init__(self, *, redis_url: str, env: dict[str, str], concurrency: int = 2):
-        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
-        self.log_path.parent.mkdir(exist_ok=True)
+        self.log_paths = [
+            ROOT / "var" / f"test-worker-{os.getpid()}-{n}.log" for n in range(concurrency)
+        ]
+        self.log_paths[0].parent.mkdir(exist_ok=True)
         self.env = {
             **os.environ,
             **env,
@@ -40,8 +48,8 @@ class CeleryWorker:
             "REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
         }
-        self.concurrency = concurrency
-        self.process: subprocess.Popen | None = None
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list = []
 
     def start(self, timeout: float = 60) -> None:
         subprocess.run(
@@ -52,55 +60,61 @@ class CeleryWorker:
             capture_output=True,
             timeout=60,
         )
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "reviewapp",
-                "worker",
-                "-Q",
-                "handrail",
-                "-c",
-                str(self.concurrency),
-                "--pool",
-                "prefork",
-                "-l",
-                "info",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"test-{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        for n, log_path in enumerate(self.log_paths):
+            log = log_path.open("w")
+            self.logs.append(log)
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "reviewapp",
+                        "worker",
+                        "-Q",
+                        "handrail",
+                        "--pool",
+                        "solo",
+                        "-l",
+                        "info",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                        "-n",
+                        f"test-{os.getpid()}-{n}@%h",
+                    ],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
-            if " ready." in self.log_path.read_text():
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(
-            f"celery worker not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
-        )
+        for process, log_path in zip(self.processes, self.log_paths, strict=True):
+            while " ready." not in log_path.read_text():
+                if process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"celery worker exited:\n{self.log_tail()}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"celery worker not ready in {timeout}s:\n{self.log_tail()}")
+                time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        running = [process for process in self.processes if process.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
             try:
-                self.process.wait(timeout=20)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-        if getattr(self, "log", None):
-            self.log.close()
+                process.kill()
+        for log in self.logs:
+            log.close()
 
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text()[-chars:]
+        return "\n".join(
+            f"[worker {n}] {path.read_text()[-chars // len(self.log_paths) :]}"
+            for n, path in enumerate(self.log_paths)
+        )
