@@ -35,7 +35,7 @@ from automations.run_detail import RunDetailOut, run_detail, run_for_detail
 from automations.services.ingestion import IdempotencyConflict, event_ingest
 from automations.traceparent import trace_id_from_traceparent
 from catalog.models import ApiToken
-from catalog.tokens import token_allows, token_authenticate, token_automation
+from catalog.tokens import TokenGrant, token_allows, token_authenticate, token_authenticate_for
 
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
 CLIENT_MAX_LENGTH = 100
@@ -95,9 +95,18 @@ def request_body(request: HttpRequest) -> bytes:
 
 
 class TokenAuth(HttpBearer):
-    """Bearer token auth; the body size is checked first because 413 comes before 401."""
+    """Bearer token auth; the body size is checked first because 413 comes before 401.
 
-    def __call__(self, request: HttpRequest) -> ApiToken | None:
+    With `automation_from_url`, request.auth is a TokenGrant: the token with the
+    automation the URL's slug names, read in the same statement. One class for
+    both, because the OpenAPI schema names the security scheme after it.
+    """
+
+    def __init__(self, *, automation_from_url: bool = False):
+        super().__init__()
+        self.automation_from_url = automation_from_url
+
+    def __call__(self, request: HttpRequest) -> ApiToken | TokenGrant | None:
         request_body(request)
         # Parsed here rather than by HttpBearer, which logs unexpected headers (secrets) in DEBUG.
         scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
@@ -105,11 +114,16 @@ class TokenAuth(HttpBearer):
             return None
         return self.authenticate(request, raw.strip())
 
-    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        return token_authenticate(token)
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | TokenGrant | None:
+        if not self.automation_from_url:
+            return token_authenticate(token)
+        slug = request.resolver_match.kwargs.get("slug", "")
+        # A slug that cannot exist matches no automation and costs the join nothing.
+        return token_authenticate_for(token, slug if SLUG_RE.fullmatch(slug) else "")
 
 
 token_auth = TokenAuth()
+ingest_token_auth = TokenAuth(automation_from_url=True)
 
 
 # Documented by hand: the parser in event_input.py is the source of truth, this mirrors it.
@@ -184,7 +198,7 @@ def _responses_doc(statuses) -> dict:
 
 @api.post(
     "/automations/{slug}/events",
-    auth=token_auth,
+    auth=ingest_token_auth,
     response={202: EventAccepted, 200: EventAccepted, **ERROR_RESPONSES},
     summary="Ingest one event",
     url_name="event-ingest",
@@ -213,13 +227,11 @@ def _responses_doc(statuses) -> dict:
 )
 def event_create(request: HttpRequest, slug: str):
     """Store the event once per idempotency key and answer with its run."""
-    token = request.auth
-    automation, allowed = (
-        token_automation(token, slug) if SLUG_RE.fullmatch(slug) else (None, False)
-    )
+    grant: TokenGrant = request.auth
+    token, automation = grant.token, grant.automation
     if automation is None:
         raise ApiError(404, "not_found", f"no automation {slug!r}")
-    if not allowed:
+    if not grant.allowed:
         raise ApiError(403, "forbidden", "this token is not allowed for this automation")
     limited = rate_limit_hit(key=f"token:{token.pk}")
     if not limited.allowed:

@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -48,9 +49,43 @@ def token_authenticate(raw: str) -> ApiToken | None:
     with connection.cursor() as cursor:
         cursor.execute(_live_token_sql(), [token_hash(raw)])
         row = cursor.fetchone()
+    return None if row is None else _token_used(from_row(ApiToken, row))
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A live token, the automation a request names, and whether the token may use it."""
+
+    token: ApiToken
+    automation: Automation | None
+    allowed: bool
+
+
+def token_authenticate_for(raw: str, slug: str) -> TokenGrant | None:
+    """token_authenticate, plus the automation called `slug` and the token's right to it.
+
+    One statement instead of two: the ingestion API asks both on every event.
+    None when the token is not live; `automation` is None when no automation has
+    that slug.
+    """
+    if not raw or len(raw) > MAX_TOKEN_LENGTH:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_live_token_automation_sql(), {"hash": token_hash(raw), "slug": slug})
+        row = cursor.fetchone()
     if row is None:
         return None
-    token = from_row(ApiToken, row)
+    token_width = len(ApiToken._meta.concrete_fields)
+    *automation_columns, limited, listed = row[token_width:]
+    automation = None if automation_columns[0] is None else from_row(Automation, automation_columns)
+    return TokenGrant(
+        token=_token_used(from_row(ApiToken, row[:token_width])),
+        automation=automation,
+        allowed=automation is not None and bool(listed or not limited),
+    )
+
+
+def _token_used(token: ApiToken) -> ApiToken:
     now = timezone.now()
     # Writing on every request would turn each API call into two writes; a minute is enough.
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
@@ -66,17 +101,6 @@ def token_automation_ids(token: ApiToken) -> set[int]:
     return set(links.values_list("automation_id", flat=True))
 
 
-def token_automation(token: ApiToken, slug: str) -> tuple[Automation | None, bool]:
-    """(the automation called `slug` or None, whether the token may use it), in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(_token_automation_sql(), {"token": token.pk, "slug": slug})
-        row = cursor.fetchone()
-    if row is None:
-        return None, False
-    *columns, limited, listed = row
-    return from_row(Automation, columns), bool(listed or not limited)
-
-
 @cache
 def _live_token_sql() -> str:
     return (
@@ -86,14 +110,15 @@ def _live_token_sql() -> str:
 
 
 @cache
-def _token_automation_sql() -> str:
+def _live_token_automation_sql() -> str:
     links = ApiToken.automations.through._meta.db_table
     return (
-        f"SELECT {select_list(Automation, 'a')},"  # noqa: S608 (names from the models)
-        f" EXISTS (SELECT 1 FROM {links} l WHERE l.apitoken_id = %(token)s),"
-        f" EXISTS (SELECT 1 FROM {links} l"
-        "          WHERE l.apitoken_id = %(token)s AND l.automation_id = a.id)"
-        f" FROM {Automation._meta.db_table} a WHERE a.slug = %(slug)s"
+        f"SELECT {select_list(ApiToken, 't')}, {select_list(Automation, 'a')},"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {links} l WHERE l.apitoken_id = t.id),"
+        f" EXISTS (SELECT 1 FROM {links} l WHERE l.apitoken_id = t.id AND l.automation_id = a.id)"
+        f" FROM {ApiToken._meta.db_table} t"
+        f" LEFT JOIN {Automation._meta.db_table} a ON a.slug = %(slug)s"
+        " WHERE t.token_hash = %(hash)s AND t.revoked_at IS NULL"
     )
 
 

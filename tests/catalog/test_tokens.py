@@ -9,7 +9,13 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from catalog.models import ApiToken
-from catalog.tokens import token_allows, token_authenticate, token_automation, token_issue
+from catalog.tokens import (
+    TokenGrant,
+    token_allows,
+    token_authenticate,
+    token_authenticate_for,
+    token_issue,
+)
 from tests.factories import AutomationFactory
 
 
@@ -133,12 +139,29 @@ def test_command_refuses_an_empty_name(db):
     assert not ApiToken.objects.exists()
 
 
-def test_token_automation_finds_the_automation_and_says_whether_the_token_may_use_it(db):
+def test_token_authenticate_for_finds_the_automation_and_says_whether_the_token_may_use_it(db):
     triage, billing = AutomationFactory(slug="triage"), AutomationFactory(slug="billing")
-    limited, _ = token_issue(name="limited", automations=[triage])
-    everything, _ = token_issue(name="everything")
+    limited, limited_raw = token_issue(name="limited", automations=[triage])
+    everything, everything_raw = token_issue(name="everything")
 
-    assert token_automation(limited, "triage") == (triage, True)
-    assert token_automation(limited, "billing") == (billing, False)
-    assert token_automation(everything, "billing") == (billing, True)
-    assert token_automation(everything, "nope") == (None, False)
+    assert token_authenticate_for(limited_raw, "triage") == TokenGrant(limited, triage, True)
+    assert token_authenticate_for(limited_raw, "billing") == TokenGrant(limited, billing, False)
+    assert token_authenticate_for(everything_raw, "billing") == TokenGrant(
+        everything, billing, True
+    )
+    assert token_authenticate_for(everything_raw, "nope") == TokenGrant(everything, None, False)
+    assert token_authenticate_for(everything_raw + "x", "billing") is None
+
+
+def test_token_authenticate_for_notes_the_use_and_refuses_a_revoked_token(db):
+    AutomationFactory(slug="triage")
+    token, raw = token_issue(name="bridge")
+
+    grant = token_authenticate_for(raw, "triage")
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+    assert grant.token.last_used_at == token.last_used_at
+
+    token.revoked_at = timezone.now()
+    token.save()
+    assert token_authenticate_for(raw, "triage") is None
