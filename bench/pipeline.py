@@ -5,7 +5,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/pipeline.py [--events 2000] [--paced-events 500] [--rate 50] \\
         [--provider openai|rules] [--redis-url redis://127.0.0.1:6379/4] \\
-        [--gunicorn-workers 2] [--concurrency 2] [--pool solo|prefork] [--producers 4] \\
+        [--gunicorn-workers 1] [--concurrency 2] [--pool solo|prefork] [--producers 4] \\
         [--profile] [--queries]
 
 What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
@@ -16,7 +16,9 @@ What it starts (all on 127.0.0.1, all stopped on exit, Ctrl-C included):
   and a Standard Webhooks receiver answering 200 at once, both in a child
   process of their own so they do not share this script's GIL, both lean
   asyncio servers (bench/_stand_ins.py) so they take little of the cores;
-- the Django app under gunicorn (`--gunicorn-workers` sync workers);
+- the Django app under gunicorn (`--gunicorn-workers` sync workers; one
+  takes events about twice as fast as two Celery workers decide them, and a
+  second only competes with them for the 2 cores);
 - `--concurrency` solo Celery workers (`celery -A reviewapp worker --pool
   solo`, the README's deployment), each fetching and running its own tasks,
   on `--redis-url` (Redis DB 4 by default; its queue is purged first); with
@@ -306,7 +308,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=40, help="events before measuring")
     parser.add_argument("--provider", choices=("openai", "rules"), default="openai")
     parser.add_argument("--producers", type=int, default=4, help="posting threads, phase (a)")
-    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-workers", type=int, default=1)
     parser.add_argument(
         "--concurrency", type=int, default=2, help="solo workers, or celery prefork processes"
     )
