@@ -51,208 +51,60 @@ receiver saw exactly one successful delivery per action (distinct
 `webhook-id`s, no duplicates) and every signature verifies. Exit status 1 if
 any check fails.
 
-`--profile` runs the workers (prefork: their children) under cProfile and prints the top
-functions. `--queries` skips the benchmark and prints the SQL queries, the
-transactions and the CPU time of each step of one decision, run in process.
+`--profile` runs the workers (prefork: their children) under cProfile and
+prints the top functions. `--queries` skips the benchmark and prints the SQL
+queries, the transactions and the CPU time of each step of one decision,
+run in process.
 
-Results on the 2-core development machine (2026-11-24, default arguments,
-openai provider). This VM's speed drifts by up to ~40 % within minutes, so
-compare only back-to-back runs:
+Results on the 2-core development machine (2026-11-24, eighth session,
+default arguments: two solo Celery workers, one gunicorn worker, openai
+provider). The VM's speed drifts, so each figure stands next to the
+Celery no-op drain bench/ceilings.py measured just before and after it
+(1,160-1,195 tasks/s here, x1.45-1.49 of the reference's 800):
 
-    (a) max throughput      129.6-166.1 decisions/s (target >= 150; met in
-                            the VM's fast phases only); 10.6-13.7 ms of CPU
-                            per decision: api 2.5-3.5, worker main 1.0-1.2,
-                            worker children 4.6-5.7, postgres 1.9-2.4, redis
-                            0.2-0.3, test servers 0.3-0.4, producer 0.2-0.3
-    (b) offered 50/s        overhead p50 7.6-9.4, p95 9.2-11.6, p99 10.5-12.5
-                            ms (target p50 <= 15, p99 <= 60): met; by stage
-                            p50: queue -> decide 2.7-3.4, decide 1.7-2.2,
-                            decision -> attempt 1.3-1.6, attempt 1.9-2.1; API
-                            answer p50 4.1-4.8 ms
-
-Back to back against the start of the day's second session (same VM
-phase): 124.6 -> 166.1 and 112.4 -> 134.7 decisions/s, 14.3 -> 10.6 and
-15.7 -> 13.2 ms of CPU per decision.
+    (a) max throughput      209.1-233.1 decisions/s (mean 220.4 over six
+                            runs), 0.179-0.197 (mean 0.187) of the adjacent
+                            drains; 150/s on the reference is 0.1875 of its
+                            800 (0.181 of the issue's 830): about 150-155/s
+                            at the reference's speed, at the target. 7.6-8.6
+                            ms of CPU per decision: api 1.9-2.2, workers
+                            3.7-4.3, postgres 1.3-1.4, redis 0.2, test
+                            servers 0.2-0.3, producer 0.2-0.3; CPUs 91-92 %
+                            busy
+    (b) offered 50/s        overhead p50 6.2-6.7, p95 7.4-8.0, p99 8.3-9.9
+                            ms (target p50 <= 15, p99 <= 60): met
 
 Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
-2,000 ms / (CPU ms per decision) times how busy they are (89-95 %: while the
-producer is done and the queue drains, the two worker processes alone leave
-~15 % idle; --concurrency 3 fills it but costs more per decision and is not
-faster). `--queries` counts 6 SQL statements per decision (ingest 3; decide
-and first attempt 3: the load, the decision with its first attempt, the
-delivery's answer; 13 before the sixth session). Sampled with
-py-spy (--gil) under load in the sixth session, by where the time is spent
-(the innermost frame's library):
-- worker children (~4.4 ms): httpx (the SDK's call and the webhook POST)
-  24 %, psycopg 14 %, Django's ORM 12 % (model instances: the run, event
-  and automation read, the call, verdicts, action and attempt written),
-  the openai SDK 4 %, json 4 %, Celery and billiard 6 %, logging 3 %, the
-  stdlib and our own code the rest in small pieces.
-- API (~2.9 ms): Django's request handling 14 %, psycopg 13 % over 3
-  statements, redis-py 10 % (the rate limit and the publish), Celery and
-  kombu 16 % (the publish is ~30 % of the view with its Redis round trip),
-  the ORM 8 %, gunicorn 8 %, ninja and pydantic 5 %.
-- worker main (~1.0 ms): redis-py 28 % and kombu 27 % (BRPOP, and the
-  acks_late bookkeeping: a MULTI/EXEC to the unacked hash and index on
-  receipt, a pipeline on ack), Celery 19 %, the pool's pipes 6 %, json 5 %,
-  logging 4 %.
-- PostgreSQL (~1.7 ms): then 8 statements in 4 transactions, each writing;
-  now 6, each its own transaction.
+2,000 ms / (CPU ms per decision) times how busy they are. `--queries`
+counts 5 SQL statements per decision (ingest 2: the token with the
+automation, and the event with its run; decide and first attempt 3: the
+load, the decision with its first attempt, the delivery's answer). Sampled
+with py-spy (--gil) under load, a solo worker's steady state: the task 80 %
+(the SDK's call 25 %, the decision's statement 17 %, the webhook POST 15 %,
+the run's load 8 %, recording the delivery 6 %, guardrails and validation
+4 %), Celery's trace around it 5 %, fetching and acknowledging the message
+~11 % (BRPOP, the unacked bookkeeping on receipt and on ack), logging 4 %.
+The API's view: the Celery publish ~30 %, the token read ~13 %, the event
+insert ~12 %, the rate limit ~11 %, ninja ~7 %.
 
-What changed today, in order: the provider posts its plain-JSON request
-through the SDK's client.post (the typed transform and the pydantic answer
-cost 0.5 ms per call); no health-check SELECT 1 for a connection that
-answered within the last second (reviewapp/postgresql); one Redis client
-object per kombu pool instead of one per publish and ack (reviewapp/broker);
-the model call, its spend and the verdicts in one statement, and the run
-load with the move to deciding and the day's spend in another (17 -> 13
-statements per decision); and the rig: lean model and receiver stand-ins
-(bench/_stand_ins.py), a raw-socket producer, and a settle poll on an index
-(rig CPU 1.1-1.3 -> 0.5-0.7 ms per decision). Earlier: hot-path SQL without
-the ORM's compiler (reviewapp/rows.py), the first attempt reserved in the
-decision's transaction, one statement per run transition, the configuration
-cached per worker, Celery's Django fixup no longer closing the connection
-around every task, prepared statements.
-
-The day's third session (a machine that ran the same code at 14-21 ms of
-CPU per decision, about half the speed of the session before, and swung
-by 50 % between runs, so only ratios between adjacent runs mean anything):
-- Celery reads its settings from a dict instead of Django's lazy settings
-  object: 0.76 -> 0.70 ms of CPU per publish, in process.
-- No foreign-key constraint on references to the automation, the API token
-  and the reviewer (automations/models.py says why): PostgreSQL's CPU per
-  decision fell from 0.80 to 0.73 of the API's in three interleaved pairs
-  against the session's start, and all CPU from 4.52 to 4.26 of it.
-- `--pool solo` (two solo workers) against the default prefork pool with 2
-  children, alternating: the workers took 1.98-2.11 times the API's CPU
-  against 2.05-2.41, about 7 % less CPU per decision in all. Throughput
-  measured 83.5-120.5 decisions/s with solo and 45.5-124.8 with prefork,
-  which says more about the machine than about the pools. Solo workers
-  run one task at a time each, as prefork children do, so with a real model
-  answering in seconds either needs many more processes than cores.
-- Latest default run (prefork) in a fast moment: 124.8 decisions/s, 14.2 ms
-  of CPU per decision; overhead at 50/s p50 9.2, p95 11.8, p99 13.7 ms. In
-  slow moments: 83 decisions/s at 21.0 ms, overhead p50 12.8, p99 25.1 ms.
-
-The day's fourth session, on a machine that bench/ceilings.py put at about
-twice the reference (TPC-B 5,226-5,281 tps against 2,700; Celery's no-op
-drain 1,564-1,660 tasks/s against 800), the same code: 148.5-207.1
-decisions/s (199.8 and 207.1 in the hour of the ceilings) at 8.5-11.8 ms of
-CPU per decision; overhead at 50/s p50 6.9-8.1, p99 8.7-34.9 ms. That is
-0.12 of the machine's no-op drain, about 96/s on the reference machine,
-where 150/s would be 0.19 of it: the target is not met. `--concurrency 4`
-filled the ~11 % idle (97 % busy) and gave 191.5 against 172.1/s with 2
-back to back; the default stays 2 to keep figures comparable.
-
-The day's fifth session, on a machine at the reference's speed (ceilings.py:
-TPC-B 2,988-3,216 tps, Celery's no-op drain 850-1,001 tasks/s against the
-issue's ~830), so figures compare with the target directly: 144.0
-decisions/s at 12.3 ms of CPU per decision in the first run, then
-96.5-124.0/s at 14.4-18.4 ms as the VM slowed (115.7/s at 15.3 ms right
-after a drain of 894/s); overhead at 50/s p50 10.1-12.0, p95 13.0-13.9, p99
-17.0-19.3 ms (met). Not met: 150/s needs about 12 ms of CPU per
-decision at 90 % busy. `--concurrency 4` against 2 in three alternating
-pairs: 112.6, 110.8, 121.3 against 122.1, 115.5, 121.0/s (more CPU per
-decision, no gain on this machine); a threads pool (2 workers of 4 threads)
-gave 93.4 and 124.4 against 103.2 and 124.0/s with prefork: not kept. The
-decision's statement (call, spend and six verdicts) had 60 parameters, and
-psycopg re-parses any statement of more than 50 on every call (0.15 against
-0.015 ms); the verdicts now go in as one array per column (reviewapp/rows.py).
-
-The day's sixth session (ceilings.py: TPC-B 3,097-3,265 tps, x1.15-1.21
-of the reference; Celery's no-op drain 967-1,050 tasks/s, x1.21-1.31):
-the decision of an approved run, its model call, spend and verdicts, the
-kill-switch re-read and the first attempt (action and in-flight attempt)
-are one statement on PostgreSQL, of 49 parameters, inside BEGIN/COMMIT
-(services/decisions.py, _record_approved_postgresql): 10 statements of the
-decide step down to 5. A first version had 56 parameters, and psycopg
-parsed it on every call (20 % of the decide step's CPU in process); the
-state and reason bound once, the kill switch read by the run's id and the
-NULL columns left out brought it under 50. In process (`--queries`, CPU
-of the decide step over the unchanged ingest's, four A/B pairs): 2.57-2.63
-before, 2.26-2.29 after, 12 % less. End to end, seven alternating pairs
-against the commit before (default arguments; the VM drifted between 9.4
-and 13.5 ms of CPU per decision for the same code): before 131.4-166.4
-decisions/s (mean 145.9) at 10.5-13.3 ms, after 132.1-187.8 (mean 153.0)
-at 9.4-13.5 ms; the workers' and PostgreSQL's CPU per decision, taken
-relative to the API's (unchanged code, so the VM's speed cancels out),
-fell from 2.75-3.26 to 2.32-2.74 times the API's, PostgreSQL's alone from
-0.69-0.83 to 0.55-0.62. Overhead at 50/s: p50 8.0-8.9, p95 9.9-12.0, p99
-11.4-14.5 ms. The pairs ran in both orders (four with the old code
-first, three with the new first). Then the cached configuration handed
-its prefetched querysets over instead of building three per decision
-(catalog/snapshots.py: 0.12 -> 0.011 ms). Four runs of that code in
-a fast hour (ceilings.py: TPC-B 3,403 tps, x1.26; Celery's no-op drain
-1,157 tasks/s, x1.45): 144.1-178.2 decisions/s at 10.0-12.2 ms of CPU per
-decision (api 2.5-3.2, worker main 1.0-1.2, children 4.1-5.0, postgres
-1.6-1.9); overhead at 50/s p50 7.8-8.7, p95 9.5-11.7, p99 10.5-16.1 ms.
-That is 0.125-0.154 of the hour's no-op drain, where 150/s on the
-reference is 0.19 of its 800/s: about 100-125/s at the reference's
-speed, still short of the target. Sampled in process then, the decide
-step was the two HTTP calls ~45 % (SDK ~27 %, webhook ~16 %), psycopg
-~20 % (dumping the 49 parameters ~9 %), BEGIN and COMMIT ~7 %. Last, the
-statement stands alone, without BEGIN/COMMIT: it re-reads the kill switch
-first and moves the run only if it still acts (the rule is now SQL's
-alone, in actions.EXECUTION_POLICY_SQL), and writes everything else from
-that move (3 statements in the decide step, 6 per decision). In process,
-four A/B pairs: 2.14-2.26 before, 2.09-2.13 after (4 % less). Four runs
-in a slow hour right after (ceilings.py: TPC-B 3,208 tps, x1.19; Celery's
-drain 1,079 tasks/s, x1.35; but the API, unchanged, took 3.4-4.2 ms per
-decision against 2.5-3.2 in the fast hour): 121.4-138.6 decisions/s at
-12.7-15.0 ms; overhead at 50/s p50 8.5-9.8, p95 10.7-12.2, p99 11.9-15.5
-ms.
-
-The day's seventh session (ceilings.py across it: TPC-B 3,046-3,503 tps,
-x1.13-1.30; Celery's no-op drain 809-1,203 tasks/s, x1.01-1.50, swinging
-by a third within minutes). Sampled with py-spy (--gil) under load at its
-start: worker children, the SDK's call 26 %, the webhook POST 17 %, the
-decision's statement 24 % (psycopg dumping its parameters 8 %), the run's
-load 7 %, Celery 8 %; API, without start-up samples, the publish ~31 %,
-the token and automation reads ~16 %, the event insert ~10 %, the rate
-limit ~9 %; worker main, redis-py and kombu 45 %, Celery 15 %. Changes:
-- the verdicts go into the decision's statement as one jsonb array read by
-  jsonb_to_recordset instead of seven arrays (49 -> 44 parameters):
-  psycopg dumps a list element by element, and those lists cost more than
-  all the other parameters. In process (--queries), three alternating
-  pairs: the decide step's CPU over the ingest's 2.00 -> 1.81, 10 % less.
-  --queries now freezes the set-up's objects first (gc.freeze): its full
-  collections (~90 ms, once per ~150 events) had landed on whichever step
-  allocated; a worker child ran none in 1,000 decisions.
-- hiredis (redis-py's C parser): ceilings.py's enqueue 0.43/0.39 -> 0.36/0.37
-  ms of CPU per task, the drain 0.89/0.88 -> 0.84/0.87 (ceilings.py itself
-  now hides hiredis, to stay comparable with the reference's stock stack).
-- no separate index on four foreign keys that lead another index (nine
-  index entries fewer per decision; ~10 us of PostgreSQL's ~1.7 ms).
-End to end, four pairs against the session's start, alternating in both
-orders: the workers' and PostgreSQL's CPU per decision over the API's
-2.47 (2.39-2.61) -> 2.32 (2.18-2.41), the children's alone 1.50 -> 1.39,
-about 7 % less. Eight runs of the final code, set between drains:
-122.2-169.6 decisions/s at 10.4-14.5 ms of CPU per decision, 0.12-0.20
-(mean 0.16) of the adjacent drains, where 150/s on the reference is 0.19
-of its 800/s: about 120-130/s at the reference's speed, **not met**.
-Overhead at 50/s p50 7.1-9.3, p99 10.2-15.0 ms (met). Tried, not kept:
-gc.freeze() in gunicorn and the Celery processes (nothing to gain: no full
-collections there); --concurrency 3 (busy 87-91 % -> 92-96 % at the same
-CPU per decision relative to the API, but 6 alternating pairs gave a mean
-throughput ratio of 1.006 against 2 in the drift); an httpx transport over
-http.client for the SDK and the webhook (the decide step 7-9 % less CPU
-in process, but a hand-written HTTP/1.1 layer in place of httpcore).
+The changes and figures of the sessions before, and what was tried and not
+kept, are in bench/pipeline-history.md.
 
 What would lift it further, largest first:
-1. Celery's per-message cost (~2 ms over publish, the worker's acks_late
-   bookkeeping and the prefork pipes; solo workers drop the pipes): kombu
-   internals.
-2. The HTTP client stack (httpx under the openai SDK, and the webhook
-   POST): ~2 ms per decision, of which the SDK's own request building ~0.3;
-   httpx's client layer costs more than httpcore under it, so a faster
-   transport alone gains little (above).
-3. The API's ingest (~1.8 ms in process): the token and the automation
-   are two reads, the rate limit a Redis round trip, the answer validated
-   by ninja.
-4. Django's model instances on the hot path (12 % of the worker children:
-   the run, event and automation read; the call, action and attempt valued
-   through instances, as save() would; on the API, the event, run and
-   first transition).
+1. The HTTP client stack (httpx under the openai SDK, and the webhook
+   POST): ~40 % of a worker; httpx's client layer costs more than httpcore
+   under it, so a faster transport alone gains little, and replacing it
+   means a hand-written HTTP layer (pooling, proxies, TLS, timeouts).
+2. Celery's per-message cost: ~0.35 ms to publish, ~0.7 ms of a solo
+   worker's CPU to fetch, trace and acknowledge a no-op task (ceilings.py's
+   drain, one solo worker: 0.66-0.74 ms; prefetch 1, 4 or 16 and remote
+   control on or off made no difference).
+3. The ingest view (~1 ms in process through the WSGI handler, of which
+   Django's middleware 0.05): one read, the insert, the rate limit's Redis
+   round trip.
+4. The CPUs' idle 8-9 %: a third solo worker fills it but costs more CPU
+   per decision than it wins (three alternating pairs: 177.5-193.4
+   decisions/s with three against 201.7-206.1 with two).
 """
 
 import argparse
