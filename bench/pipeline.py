@@ -329,6 +329,8 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
     """Start the Celery worker(s): --concurrency solo workers, or one prefork worker."""
     import subprocess
 
+    from tests.support.celery_worker import worker_argv
+
     celery = [sys.executable, "-m", "celery", "-A", "reviewapp"]
     subprocess.run(  # noqa: S603
         [*celery, "purge", "-f", "-Q", "handrail"],
@@ -341,21 +343,9 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
     count = args.concurrency if args.pool == "solo" else 1
     started = []
     for n in range(count):
-        worker_args = [
-            "worker",
-            "-Q",
-            "handrail",
-            *(["-c", str(args.concurrency)] if args.pool == "prefork" else []),
-            "--pool",
-            args.pool,
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"bench-pipeline-{os.getpid()}-{n}@%h",
-        ]
+        worker_args = worker_argv(
+            f"bench-pipeline-{os.getpid()}-{n}", pool=args.pool, concurrency=args.concurrency
+        )
         if profile_dir is not None:
             argv = [sys.executable, __file__, "--worker-profiled", str(profile_dir), *worker_args]
         else:

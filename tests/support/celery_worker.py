@@ -16,6 +16,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_WEBHOOK_SECRET_ENV = "HANDRAIL_TEST_WEBHOOK_SECRET"
+CELERY = [sys.executable, "-m", "celery", "-A", "reviewapp"]
 
 
 def database_url() -> str:
@@ -27,6 +28,29 @@ def database_url() -> str:
     host = s["HOST"] or "127.0.0.1"
     port = s["PORT"] or 5432
     return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
+
+
+def worker_argv(name: str, *, pool: str = "solo", concurrency: int = 1) -> list[str]:
+    """`celery -A reviewapp` arguments for one worker on the pipeline's queue, named `name@host`.
+
+    Solo by default, as the README recommends; `concurrency` counts a prefork
+    worker's children. The benchmarks start their workers with it too.
+    """
+    return [
+        "worker",
+        "-Q",
+        "handrail",
+        "--pool",
+        pool,
+        *(["-c", str(concurrency)] if pool == "prefork" else []),
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        f"{name}@%h",
+    ]
 
 
 class CeleryWorker:
@@ -53,7 +77,7 @@ class CeleryWorker:
 
     def start(self, timeout: float = 60) -> None:
         subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "reviewapp", "purge", "-f", "-Q", "handrail"],
+            [*CELERY, "purge", "-f", "-Q", "handrail"],
             cwd=ROOT,
             env=self.env,
             check=False,
@@ -65,25 +89,7 @@ class CeleryWorker:
             self.logs.append(log)
             self.processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "reviewapp",
-                        "worker",
-                        "-Q",
-                        "handrail",
-                        "--pool",
-                        "solo",
-                        "-l",
-                        "info",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--without-heartbeat",
-                        "-n",
-                        f"test-{os.getpid()}-{n}@%h",
-                    ],
+                    [*CELERY, *worker_argv(f"test-{os.getpid()}-{n}")],
                     cwd=ROOT,
                     env=self.env,
                     stdout=log,
