@@ -84,17 +84,19 @@ with py-spy (--gil) under load, a solo worker's steady state: the task 80 %
 the run's load 8 %, recording the delivery 6 %, guardrails and validation
 4 %), Celery's trace around it 5 %, fetching and acknowledging the message
 ~11 % (BRPOP, the unacked bookkeeping on receipt and on ack), logging 4 %.
-The API's view: the Celery publish ~30 %, the token read ~13 %, the event
-insert ~12 %, the rate limit ~11 %, ninja ~7 %.
+The API's view, before the token and automation reads became one: the
+Celery publish ~30 %, the token read ~13 %, the event insert ~12 %, the
+rate limit ~11 %, the automation read ~10 %, ninja ~7 %.
 
 The changes and figures of the sessions before, and what was tried and not
 kept, are in bench/pipeline-history.md.
 
 What would lift it further, largest first:
 1. The HTTP client stack (httpx under the openai SDK, and the webhook
-   POST): ~40 % of a worker; httpx's client layer costs more than httpcore
-   under it, so a faster transport alone gains little, and replacing it
-   means a hand-written HTTP layer (pooling, proxies, TLS, timeouts).
+   POST): ~40 % of a worker, most of it in httpcore and h11 (posting through
+   the transport directly, without httpx's client layer, saved 0.02-0.08
+   of ~0.5 ms per request in a micro-benchmark); replacing them means a
+   hand-written HTTP layer (pooling, proxies, TLS, timeouts).
 2. Celery's per-message cost: ~0.35 ms to publish, ~0.7 ms of a solo
    worker's CPU to fetch, trace and acknowledge a no-op task (ceilings.py's
    drain, one solo worker: 0.66-0.74 ms; prefetch 1, 4 or 16 and remote
