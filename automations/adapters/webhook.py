@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from standardwebhooks.webhooks import Webhook
 
+from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
 
 from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
@@ -51,6 +52,7 @@ def http_client() -> httpx.Client:
                 follow_redirects=False,
                 timeout=DEFAULT_TIMEOUT_SECONDS,
                 headers={"User-Agent": USER_AGENT},
+                transport=CurlTransport(max_response_bytes=EXCERPT_BYTES),
             )
             _client_pid = os.getpid()
         return _client

@@ -16,6 +16,7 @@ from functools import lru_cache
 import openai
 from django.conf import settings
 
+from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
 from catalog.models import Automation, Intent
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 ATTEMPTS = 3  # one call and two retries, for 408, 409, 429, 5xx and connection errors
 BACKOFF_SECONDS = 0.5  # doubled per retry, minus up to 25% jitter
 MAX_RETRY_AFTER_SECONDS = 10.0  # a longer Retry-After gives up: a person is faster
+# A completion with one small JSON decision is a few kilobytes; more is cut off (and fails).
+MAX_COMPLETION_BYTES = 4 * 1024 * 1024
 _MILLION = Decimal(1_000_000)
 _MICRO = Decimal("0.000001")
 
@@ -80,7 +83,16 @@ def client_for(*, base_url: str | None, api_key: str, timeout: float) -> openai.
     """One client per endpoint, key and timeout, so HTTP connections are reused."""
     # Retries are ours (_completion_create): the SDK would also retry timeouts,
     # multiplying the latency budget.
-    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+    http_client = openai.DefaultHttpxClient(
+        transport=CurlTransport(max_response_bytes=MAX_COMPLETION_BYTES)
+    )
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
+    )
 
 
 def _completion_create(client: openai.OpenAI, *, request: dict, call: ProviderCall, timeout: float):
