@@ -58,32 +58,39 @@ run in process.
 
 Results on the 2-core development machine (2026-11-24, eighth session,
 default arguments: two solo Celery workers, one gunicorn worker, openai
-provider). The VM's speed drifts, so each figure stands next to the
-Celery no-op drain bench/ceilings.py measured just before and after it
-(1,160-1,195 tasks/s here, x1.45-1.49 of the reference's 800):
+provider over libcurl). The VM's speed drifts, so each figure stands next
+to the Celery no-op drain bench/ceilings.py measured just before and after
+it (1,049-1,103 tasks/s in the final hour, x1.31-1.38 of the reference's
+800):
 
-    (a) max throughput      209.1-233.1 decisions/s (mean 220.4 over six
-                            runs), 0.179-0.197 (mean 0.187) of the adjacent
-                            drains; 150/s on the reference is 0.1875 of its
-                            800 (0.181 of the issue's 830): about 150-155/s
-                            at the reference's speed, at the target. 7.6-8.6
-                            ms of CPU per decision: api 1.9-2.2, workers
-                            3.7-4.3, postgres 1.3-1.4, redis 0.2, test
-                            servers 0.2-0.3, producer 0.2-0.3; CPUs 91-92 %
-                            busy
-    (b) offered 50/s        overhead p50 6.2-6.7, p95 7.4-8.0, p99 8.3-9.9
-                            ms (target p50 <= 15, p99 <= 60): met
+    (a) max throughput      173.6-205.8 decisions/s over six runs, 0.160-0.188
+                            (mean 0.173) of the adjacent drains; 150/s on the
+                            reference is 0.1875 of its 800 (0.181 of the
+                            issue's 830): about 140/s at the reference's
+                            speed, not met. 8.6-10.3 ms of CPU per decision:
+                            api 2.3-2.9, workers 4.0-4.8, postgres 1.5-1.8,
+                            redis 0.2, test servers 0.3, producer 0.3; CPUs
+                            90-91 % busy
+    (b) offered 50/s        overhead p50 6.4-7.4, p99 9.5-11.8 ms (target
+                            p50 <= 15, p99 <= 60): met
+
+The ratio to the drain is itself unsteady: the code before libcurl gave
+0.187 (0.179-0.197) in a steady hour (drains 1,160-1,195, 209.1-233.1
+decisions/s) and 0.170 (0.151-0.202) in a swinging one; slow phases slow
+the pipeline more than the no-op drain. libcurl took 6-7 % off the CPU per
+decision in alternating pairs, which the drift hid in the raw rates.
 
 Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
 2,000 ms / (CPU ms per decision) times how busy they are. `--queries`
 counts 5 SQL statements per decision (ingest 2: the token with the
 automation, and the event with its run; decide and first attempt 3: the
 load, the decision with its first attempt, the delivery's answer). Sampled
-with py-spy (--gil) under load, a solo worker's steady state: the task 80 %
-(the SDK's call 25 %, the decision's statement 17 %, the webhook POST 15 %,
-the run's load 8 %, recording the delivery 6 %, guardrails and validation
-4 %), Celery's trace around it 5 %, fetching and acknowledging the message
-~11 % (BRPOP, the unacked bookkeeping on receipt and on ack), logging 4 %.
+with py-spy (--gil) under load before libcurl, a solo worker's steady
+state: the task 80 % (the SDK's call 25 %, the decision's statement
+17 %, the webhook POST 15 %, the run's load 8 %, recording the delivery
+6 %, guardrails and validation 4 %), Celery's trace around it 5 %, fetching
+and acknowledging the message ~11 % (BRPOP, the unacked bookkeeping on
+receipt and on ack), logging 4 %.
 The API's view, before the token and automation reads became one: the
 Celery publish ~30 %, the token read ~13 %, the event insert ~12 %, the
 rate limit ~11 %, the automation read ~10 %, ninja ~7 %.
@@ -92,11 +99,10 @@ The changes and figures of the sessions before, and what was tried and not
 kept, are in bench/pipeline-history.md.
 
 What would lift it further, largest first:
-1. The HTTP client stack (httpx under the openai SDK, and the webhook
-   POST): ~40 % of a worker, most of it in httpcore and h11 (posting through
-   the transport directly, without httpx's client layer, saved 0.02-0.08
-   of ~0.5 ms per request in a micro-benchmark); replacing them means a
-   hand-written HTTP layer (pooling, proxies, TLS, timeouts).
+1. What is left of the HTTP calls: libcurl now sends them
+   (automations/curl_transport.py, ~0.07 ms per request where httpcore and
+   h11 took ~0.4); the openai SDK's request building and httpx's client
+   layer above it (~0.3 ms per model call) stay, since the SDK needs them.
 2. Celery's per-message cost: ~0.35 ms to publish, ~0.7 ms of a solo
    worker's CPU to fetch, trace and acknowledge a no-op task (ceilings.py's
    drain, one solo worker: 0.66-0.74 ms; prefetch 1, 4 or 16 and remote
