@@ -1,7 +1,8 @@
 """An httpx transport on libcurl (pycurl), under the openai SDK and the webhook adapter.
 
-httpx's own transport (httpcore and h11, pure Python) took about 0.4 ms of
-CPU per request, two requests per decision; libcurl takes about 0.07 ms.
+httpx's own transport (httpcore and h11, pure Python) cost about 0.4 ms of
+CPU per request more than libcurl does (0.53 against 0.15 ms, a local
+server's share included), and a decision makes two requests.
 libcurl does the HTTP: keep-alive connections, TLS, proxies from the
 environment (`https_proxy`, `no_proxy`, ...), timeouts. This module only
 maps an httpx.Request onto a curl handle, the answer back onto an

@@ -100,8 +100,8 @@ kept, are in bench/pipeline-history.md.
 
 What would lift it further, largest first:
 1. What is left of the HTTP calls: libcurl now sends them
-   (automations/curl_transport.py, ~0.07 ms per request where httpcore and
-   h11 took ~0.4); the openai SDK's request building and httpx's client
+   (automations/curl_transport.py, ~0.4 ms of CPU less per request than
+   httpcore and h11); the openai SDK's request building and httpx's client
    layer above it (~0.3 ms per model call) stay, since the SDK needs them.
 2. Celery's per-message cost: ~0.35 ms to publish, ~0.7 ms of a solo
    worker's CPU to fetch, trace and acknowledge a no-op task (ceilings.py's
