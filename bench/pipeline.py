@@ -337,11 +337,10 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
     """Start the Celery worker(s): --concurrency solo workers, or one prefork worker."""
     import subprocess
 
-    from tests.support.celery_worker import worker_argv
+    from tests.support.celery_worker import CELERY, worker_argv
 
-    celery = [sys.executable, "-m", "celery", "-A", "reviewapp"]
     subprocess.run(  # noqa: S603
-        [*celery, "purge", "-f", "-Q", "handrail"],
+        [*CELERY, "purge", "-f", "-Q", "handrail"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -357,7 +356,7 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
         if profile_dir is not None:
             argv = [sys.executable, __file__, "--worker-profiled", str(profile_dir), *worker_args]
         else:
-            argv = [*celery, *worker_args]
+            argv = [*CELERY, *worker_args]
         log = VAR / f"bench-pipeline-worker-{n}.log"
         started.append((children.start(argv, env=env, log=log), log))
     deadline = time.monotonic() + 60

@@ -8,9 +8,9 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING
 
 from standardwebhooks.webhooks import Webhook
@@ -30,32 +30,24 @@ USER_AGENT = "Handrail-Webhooks/1"
 EXCERPT_BYTES = 4 * EXCERPT_CHARS
 TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
 
-_client: httpx.Client | None = None
-_client_pid: int | None = None
-_client_lock = threading.Lock()
-
 
 class WebhookConfigError(Exception):
     """The action config cannot produce a delivery; retrying will not help."""
 
 
+@cache
 def http_client() -> httpx.Client:
     """The process's shared client, so attempts reuse connections.
 
-    Made lazily per process: a Celery prefork child must not share pooled
-    sockets with its parent.
+    Sharing it is safe across threads and forks: CurlTransport keeps one curl
+    handle (and its connections) per thread and per process.
     """
-    global _client, _client_pid
-    with _client_lock:
-        if _client is None or _client_pid != os.getpid():
-            _client = httpx.Client(
-                follow_redirects=False,
-                timeout=DEFAULT_TIMEOUT_SECONDS,
-                headers={"User-Agent": USER_AGENT},
-                transport=CurlTransport(max_response_bytes=EXCERPT_BYTES),
-            )
-            _client_pid = os.getpid()
-        return _client
+    return httpx.Client(
+        follow_redirects=False,
+        timeout=DEFAULT_TIMEOUT_SECONDS,
+        headers={"User-Agent": USER_AGENT},
+        transport=CurlTransport(max_response_bytes=EXCERPT_BYTES),
+    )
 
 
 def webhook_signer(*, config: dict) -> Webhook:
