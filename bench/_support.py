@@ -154,11 +154,16 @@ class CpuMeter:
         return (sum(ticks[0:3]) + sum(ticks[5:8])) / self.tick
 
     def _cpu(self, pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / self.tick
+        return process_cpu(pid, self.tick)
+
+
+def process_cpu(pid: int, tick: int | None = None) -> float:
+    """CPU seconds (user + system) process `pid` has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / (tick or os.sysconf("SC_CLK_TCK"))
 
 
 def descendants(pid: int) -> list[int]:

@@ -54,7 +54,8 @@ any check fails.
 `--profile` runs the workers (prefork: their children) under cProfile and
 prints the top functions. `--queries` skips the benchmark and prints the SQL
 queries, the transactions and the CPU time of each step of one decision,
-run in process.
+run in process `--events` times, with the CPU its PostgreSQL backend spent
+on the step's statements.
 
 Results on the 2-core development machine (2026-11-24, eighth session,
 default arguments: two solo Celery workers, one gunicorn worker, openai
@@ -146,6 +147,7 @@ from bench._support import (  # noqa: E402 (after the path is set)
     percentile,
     port_wait,
     postgres_backends,
+    process_cpu,
 )
 
 SLUG = "bench-pipeline"
@@ -350,8 +352,14 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
     count = args.concurrency if args.pool == "solo" else 1
     started = []
     for n in range(count):
+        # At Celery's default level, WARNING, as the README's command runs them: the
+        # tests' INFO lines (each task received and done, each delivery) cost a worker
+        # about 4 % of its CPU.
         worker_args = worker_argv(
-            f"bench-pipeline-{os.getpid()}-{n}", pool=args.pool, concurrency=args.concurrency
+            f"bench-pipeline-{os.getpid()}-{n}",
+            pool=args.pool,
+            concurrency=args.concurrency,
+            loglevel="warning",
         )
         if profile_dir is not None:
             argv = [sys.executable, __file__, "--worker-profiled", str(profile_dir), *worker_args]
@@ -359,13 +367,26 @@ def worker_start(children: Children, args, env: dict, profile_dir: Path | None) 
             argv = [*CELERY, *worker_args]
         log = VAR / f"bench-pipeline-worker-{n}.log"
         started.append((children.start(argv, env=env, log=log), log))
-    deadline = time.monotonic() + 60
-    for process, log in started:
-        while " ready." not in log_tail(log, 100_000):
+    consumers_wait(args.redis_url, count, started)
+    return [process for process, _ in started]
+
+
+def consumers_wait(redis_url: str, count: int, started: list, timeout: float = 60) -> None:
+    """Wait until `count` workers block on the queue (their "ready." line is INFO, not logged)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [c for c in client.client_list() if c["cmd"] == "brpop" and int(c["db"]) == db]
+        if len(waiting) >= count:
+            client.close()
+            return
+        for process, log in started:
             if process.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"the celery worker did not start:\n{log_tail(log)}")
-            time.sleep(0.2)
-    return [process for process, _ in started]
+        time.sleep(0.2)
 
 
 def gunicorn_start(children: Children, args, env: dict) -> tuple:
@@ -706,6 +727,13 @@ def queries_harness(token: str, events: int = 300, profile: bool = False) -> Non
         run_advance(run_id=run_id, actor=actor)  # the decide task's one call
 
     steps = {"ingest (API view)": ingest, "decide + attempt": decide}
+    # The statements' server-side work: the connection's backend, read between
+    # the steps (outside their timing). /proc counts whole clock ticks, so only
+    # the sum over many events means anything.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    server = {name: 0.0 for name in steps}
     # The migrations and set-up left ~200k objects that each full collection
     # would walk (~90 ms, about once per 150 events here), where a worker child
     # ran none in 1,000 decisions. Frozen, they no longer blur the steps' CPU.
@@ -719,12 +747,14 @@ def queries_harness(token: str, events: int = 300, profile: bool = False) -> Non
         for name, step in steps.items():
             if measured and profile:
                 profilers[name].enable()
+            server_before = process_cpu(backend)
             started = time.process_time()
             value = step(value)
             elapsed = time.process_time() - started
             profilers[name].disable()
             if measured:
                 cpu[name] += elapsed
+                server[name] += process_cpu(backend) - server_before
     print(f"\nper decision, in process: CPU the mean over {events - 5} events, queries of one")
     value = events
     for name, step in steps.items():
@@ -734,7 +764,8 @@ def queries_harness(token: str, events: int = 300, profile: bool = False) -> Non
         commits = statements.count("COMMIT")
         print(
             f"  {name:20} {len(statements):3} queries, {commits} commits,"
-            f" {cpu[name] / (events - 5) * 1000:5.2f} ms CPU"
+            f" {cpu[name] / (events - 5) * 1000:5.2f} ms CPU,"
+            f" PostgreSQL {server[name] / (events - 5) * 1000:5.2f} ms"
         )
         for statement in statements:
             print(f"      {statement[:110]}")
@@ -779,7 +810,7 @@ def main() -> None:
             provider=args.provider, model_url=urls["model_url"], hook_url=urls["hook_url"]
         )
         if args.queries:
-            queries_harness(token, profile=args.profile)
+            queries_harness(token, events=args.events, profile=args.profile)
             return
         env = child_env(args, database_url, secret)
         profile_dir = None

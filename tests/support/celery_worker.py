@@ -30,11 +30,15 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
 
 
-def worker_argv(name: str, *, pool: str = "solo", concurrency: int = 1) -> list[str]:
+def worker_argv(
+    name: str, *, pool: str = "solo", concurrency: int = 1, loglevel: str = "info"
+) -> list[str]:
     """`celery -A reviewapp` arguments for one worker on the pipeline's queue, named `name@host`.
 
     Solo by default, as the README recommends; `concurrency` counts a prefork
-    worker's children. The benchmarks start their workers with it too.
+    worker's children. The tests log at INFO (every task received and done,
+    every delivery) to explain a failure; the benchmarks start their workers
+    with it too, at the README's level.
     """
     return [
         "worker",
@@ -44,7 +48,7 @@ def worker_argv(name: str, *, pool: str = "solo", concurrency: int = 1) -> list[
         pool,
         *(["-c", str(concurrency)] if pool == "prefork" else []),
         "-l",
-        "info",
+        loglevel,
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
