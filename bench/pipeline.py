@@ -279,6 +279,10 @@ def profiled_worker_main(out_dir: str, celery_argv: list[str]) -> None:
 def django_setup(database_url: str, redis_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ["REDIS_URL"] = redis_url
+    # As for the servers (child_env): --queries ingests its --events in process, and
+    # runs a minute apart would otherwise share one window of the token's rate limit.
+    os.environ["HANDRAIL_RATE_LIMIT_PER_MINUTE"] = "100000000"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")  # the workers' level (worker_start)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
     import django
 
