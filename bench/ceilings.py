@@ -27,7 +27,13 @@ What it measures, each against the reference figure:
   `celery -A bench.ceilings worker --pool prefork -c 2` with `acks_late`
   (reference 800 tasks/s; issue 3 says ~830). The drain is timed from the
   first task taken (so the worker's start-up is left out) until the queue
-  and Redis's `unacked` hash are both empty.
+  and Redis's `unacked` hash are both empty;
+- Django 5.2 under gunicorn (2 sync workers, persistent connections):
+  bench/django_ceiling_site.py, a one-query view (a user by primary key,
+  reference 1,400 requests/s; issue 3 says ~1,250) and a constant one
+  (reference 3,500), for `--seconds` each under wrk (1 thread, 8
+  connections, on the same cores) after a 2-second warm-up. wrk is a
+  Debian package (`apt-get install wrk`); without it these two are skipped.
 
 Each line gives the ratio to the reference, >1 meaning faster (for
 latencies reference/ours); the summary is the geometric mean per system.
@@ -68,8 +74,10 @@ from bench._support import (  # noqa: E402 (after the path is set)
     database_drop,
     database_recreate,
     descendants,
+    free_port,
     log_tail,
     percentile,
+    port_wait,
 )
 
 DB_NAME = "handrail_bench_ceilings"
@@ -82,6 +90,8 @@ REFERENCE = {
     "select": 0.12,
     "enqueue": 1500.0,
     "drain": 800.0,
+    "one_query": 1400.0,
+    "constant": 3500.0,
 }
 
 # The worker imports this module as bench.ceilings and finds `app`; it reads the broker from
@@ -102,7 +112,7 @@ def noop() -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="pgbench run time")
+    parser.add_argument("--seconds", type=int, default=10, help="pgbench and wrk run time")
     parser.add_argument("--tasks", type=int, default=5000, help="no-op tasks enqueued, drained")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a drain")
@@ -279,6 +289,62 @@ def celery_ceilings(args, children: Children) -> list[float]:
     return ratios
 
 
+# -- Django --------------------------------------------------------------------------------
+
+
+def wrk_rate(wrk: str, url: str, seconds: int) -> float:
+    """Requests/s that wrk (1 thread, 8 connections, on the same cores) gets from `url`."""
+    run = subprocess.run(  # noqa: S603
+        [wrk, "-t1", "-c8", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 60,
+    )
+    found = re.search(r"^Requests/sec:\s+([\d.]+)", run.stdout, re.MULTILINE)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", run.stdout)
+    if run.returncode != 0 or not found or errors:
+        sys.exit(f"wrk failed on {url}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    return float(found.group(1))
+
+
+def django_ceilings(database_url: str, children: Children, seconds: int) -> list[float]:
+    """DESIGN.md's Django figures: bench/django_ceiling_site.py under gunicorn, 2 workers."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk is not on PATH (Debian: apt-get install wrk): the Django ceilings skipped")
+        return []
+    env = {**os.environ, "CEILING_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bench.django_ceiling_site"], cwd=ROOT, env=env, check=True
+    )
+    port = free_port()
+    log = VAR / "bench-ceilings-django.log"
+    argv = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "bench.django_ceiling_site:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
+    ]  # fmt: skip
+    server = children.start(argv, env=env, log=log)
+    port_wait(port, timeout=60, process=server, log=log)
+    ratios = []
+    try:
+        for path, name, reference in (
+            ("one-query", "Django one-query view, 2 workers", "one_query"),
+            ("constant", "Django constant view, 2 workers", "constant"),
+        ):
+            url = f"http://127.0.0.1:{port}/{path}"
+            wrk_rate(wrk, url, 2)  # warm-up: imports, connections, prepared plans
+            rate = wrk_rate(wrk, url, seconds)
+            ratio = rate / REFERENCE[reference]
+            report(name, f"{rate:,.0f} requests/s", f"{REFERENCE[reference]:,.0f} req/s", ratio)
+            ratios.append(ratio)
+    finally:
+        children.stop(server)
+    return ratios
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -298,16 +364,17 @@ def main() -> None:
         database_recreate(admin_url, DB_NAME)
         postgres = postgres_ceilings(database_url, args.seconds)
         celery = celery_ceilings(args, children)
+        django = django_ceilings(database_url, children, args.seconds)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping what this script started", file=sys.stderr)
         sys.exit(130)
     finally:
         children.stop_all()  # ignores further signals from here on
         database_drop(admin_url, DB_NAME)
-    print(
-        f"\nthis machine vs the reference: PostgreSQL x{geometric_mean(postgres):.2f}, "
-        f"Celery x{geometric_mean(celery):.2f}"
-    )
+    summary = f"PostgreSQL x{geometric_mean(postgres):.2f}, Celery x{geometric_mean(celery):.2f}"
+    if django:
+        summary += f", Django x{geometric_mean(django):.2f}"
+    print(f"\nthis machine vs the reference: {summary}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,13 @@ x1.66-1.96 of the reference's 800):
     (b) offered 50/s        overhead p50 6.1-6.9, p99 8.1-9.8 ms (target
                             p50 <= 15, p99 <= 60): met
 
+Three more runs between full ceilings.py runs, whose Django one-query view
+(the issue's third ceiling, 1,400 requests/s on the reference) held at
+2,738-2,837 requests/s (x1.96-2.03) while the pipeline moved: 178.6-212.7
+decisions/s, 89-107/s at the reference's speed by the Django ceiling and
+89-111/s by the drain. Both ceilings put the pipeline at about two thirds
+of the target.
+
 The ratio to the drain is no steadier than the machine: this session's
 first run, on the code it started with, gave 270.1 decisions/s next to a
 drain of 1,605 (0.168), and the session before measured 0.160-0.188 (mean
