@@ -7,10 +7,12 @@ ALLOWED_HOSTS and HANDRAIL_HTTPS=1.
 
 import os
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,10 +77,13 @@ INSTALLED_APPS = [
     "ninja",
     "catalog",
     "automations",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as axes asks: it turns a refused log-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "reviewapp.urls"
@@ -148,6 +155,34 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes). A user name with HANDRAIL_LOGIN_FAILURE_LIMIT failed
+# log-ins, from any addresses, is locked out; so, separately, is an address with that many
+# failures for any user names (one stops an attacker rotating addresses on one account, the
+# other one address spraying many). The site's and the admin's login count together. A
+# lock-out lasts until the failures are HANDRAIL_LOGIN_COOLOFF_MINUTES old; tries during it
+# are refused without being counted, so it ends when the lock-out page says.
+# `manage.py axes_reset` lifts every lock-out (axes_reset_username, axes_reset_ip: one).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out request
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("HANDRAIL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("HANDRAIL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful log-in clears nothing: axes would clear the address's failures too, so one
+# account of an attacker's own would restart its count of guesses at other accounts.
+AXES_RESET_ON_SUCCESS = False
+# reviewapp/login_throttle.py reads the database handler's rows to say when a lock-out ends.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_CALLABLE = "reviewapp.login_throttle.lockout_response"
+# The client address is REMOTE_ADDR. Behind reverse proxies, set HANDRAIL_TRUSTED_PROXIES to
+# how many there are: the address the outermost one saw (its X-Forwarded-For entry) counts
+# instead. Only then, since anyone can send X-Forwarded-For; and Handrail must then be
+# reachable only through them.
+HANDRAIL_TRUSTED_PROXIES = envint("HANDRAIL_TRUSTED_PROXIES", 0)
+AXES_CLIENT_IP_CALLABLE = "reviewapp.login_throttle.client_address"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -169,6 +204,23 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): pages run and style only what static/ serves. No
+# inline <script>, <style>, style="" or on*= handlers in templates, no eval: htmx is told
+# not to inject its indicator <style> nor to evaluate hx-on (templates/base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # Celery: Redis as broker when REDIS_URL is set; otherwise tasks run in process.
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -2,8 +2,11 @@
 
 Browser tests are marked `browser` and run only when HANDRAIL_BROWSER_TESTS=1.
 The browser starts once for this package; each test gets fresh contexts
-(cookies, storage) and pages. A failing test leaves a screenshot and the
-page's console log under var/browser-failures/.
+(cookies, storage) and pages. Every page records what the Content-Security-Policy
+blocked (`securitypolicyviolation` events), its console errors and the policy
+header of each document it loaded (`page_records`); a test whose pages broke the
+policy fails. A failing test leaves a screenshot and the page's console log under
+var/browser-failures/.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +69,25 @@ def proposed_intent(n: int) -> dict:
         "confidence": 0.55,
         "rationale": "Invoice question.",
     }
+
+
+# Runs in every document before its own scripts; the binding survives navigations.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__handrailViolation(
+    `${e.effectiveDirective} refused ${e.blockedURI || "inline code"}`
+    + ` (${e.sourceFile || document.URL}:${e.lineNumber}) ${e.sample || ""}`.trimEnd());
+}, true);
+"""
+
+
+@dataclass
+class PageRecord:
+    """What one page saw: policy violations, console errors, and each document's policy header."""
+
+    violations: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    documents: list[tuple[str, str | None]] = field(default_factory=list)  # (url, CSP header)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -169,7 +191,13 @@ def base_url(django_db_setup, live_server, _live_app) -> str:
 
 
 @pytest.fixture
-def new_page(request, browser, base_url):
+def page_records() -> dict:
+    """{page: PageRecord} for every page this test opened."""
+    return {}
+
+
+@pytest.fixture
+def new_page(request, browser, base_url, page_records):
     """Open a page in a fresh browser context (its own cookies): one per simulated person."""
     opened = []
 
@@ -177,13 +205,37 @@ def new_page(request, browser, base_url):
         context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
-        page = context.new_page()
+        record = PageRecord()
         log: list[str] = []
-        page.on("console", lambda m: log.append(f"console.{m.type}: {m.text}"))
-        page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+
+        def violation(text: str) -> None:
+            record.violations.append(text)
+            log.append(f"csp violation: {text}")
+
+        def console(message) -> None:
+            log.append(f"console.{message.type}: {message.text}")
+            # Not the browser's own probe for /favicon.ico (Handrail has no icon: a 404).
+            if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+                record.console_errors.append(f"{message.text} ({message.location['url']})")
+
+        def pageerror(error) -> None:
+            log.append(f"pageerror: {error}")
+            record.console_errors.append(f"uncaught: {error}")
+
+        def response(resp) -> None:
+            if resp.request.resource_type == "document":
+                record.documents.append((resp.url, resp.headers.get("content-security-policy")))
+
+        context.expose_function("__handrailViolation", violation)
+        context.add_init_script(REPORT_VIOLATIONS)
+        page = context.new_page()
+        page.on("console", console)
+        page.on("pageerror", pageerror)
+        page.on("response", response)
         page.on(
             "requestfailed", lambda r: log.append(f"requestfailed: {r.method} {r.url} {r.failure}")
         )
+        page_records[page] = record
         opened.append((context, page, log))
         return page
 
@@ -193,6 +245,9 @@ def new_page(request, browser, base_url):
         _save_failure(request.node, [(page, log) for _, page, log in opened])
     for context, _, _ in opened:
         context.close()
+    violations = [text for record in page_records.values() for text in record.violations]
+    if violations and not _failed(request.node):
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
 
 
 @pytest.fixture

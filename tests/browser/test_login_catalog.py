@@ -45,3 +45,30 @@ def test_anonymous_visitor_is_sent_to_log_in(page, live_server):
     page.goto("/review/")
 
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/review/"))
+
+
+def test_locked_out_person_is_told_on_the_login_page_until_when(page, reviewer_setup, settings):
+    setup = reviewer_setup(tasks=0)
+
+    def submit(password: str):
+        page.fill("input[name=username]", setup.reviewer.username)
+        page.fill("input[name=password]", password)
+        with page.expect_navigation() as navigation:
+            page.click("button[type=submit]")
+        return navigation.value
+
+    page.goto("/accounts/login/")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        submit("not-the-password")
+    response = submit(setup.password)
+
+    assert response.status == 429
+    alert = page.locator(".form-errors[role=alert]")
+    expect(alert).to_contain_text("Too many failed log-ins")
+    expect(alert).to_contain_text(
+        re.compile(r"locked until \d\d:\d\d UTC \(\d+ minutes from now\)")
+    )
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    expect(page.locator("input[name=username]")).to_have_value(setup.reviewer.username)
+    page.goto("/review/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/review/"))
