@@ -20,6 +20,7 @@ from catalog.models import (
     RiskTier,
     RuleEffect,
 )
+from catalog.secret_env import secret_env_problem
 
 from .checks import (
     INVALID,
@@ -73,6 +74,18 @@ def regex_operand(value, path, problems):
         problems.add(path, f"not a valid regular expression: {error}")
         return INVALID
     return value
+
+
+def secret_env_name(value, path, problems):
+    """The name of a variable an automation may read its secret from (catalog/secret_env.py)."""
+    name = env_name(value, path, problems)
+    if name is INVALID:
+        return INVALID
+    problem = secret_env_problem(name)
+    if problem is not None:
+        problems.add(path, problem)
+        return INVALID
+    return name
 
 
 def list_operand(value, path, problems):
@@ -175,7 +188,7 @@ def sub_path(path: str, parts) -> str:
 
 WEBHOOK_FIELDS = {
     "url": Field(url(), required=True),
-    "secret_env": Field(env_name, required=True),
+    "secret_env": Field(secret_env_name, required=True),
     "timeout_seconds": Field(number(minimum=0, maximum=60, above_minimum=True)),
     "max_attempts": Field(integer(minimum=1, maximum=20)),
     "compensation_url": Field(url()),
@@ -223,7 +236,7 @@ DECISION_FIELDS = {
     "provider": Field(choice(Provider.values), required=True),
     "model": Field(text(max_length=200, blank=True), default=""),
     "base_url": Field(blank_or(url(max_length=500)), default=""),
-    "api_key_env": Field(blank_or(env_name), default=""),
+    "api_key_env": Field(blank_or(secret_env_name), default=""),
     "instructions": Field(text(blank=True), default=""),
     "rules": Field(list_of(rule_clean), default=[]),
 }
