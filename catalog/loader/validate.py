@@ -11,6 +11,7 @@ import referencing.exceptions
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator, SchemaError
 
+from automations.matching import PatternRefused, pattern_compile
 from catalog.models import (
     DataClassification,
     IntentRisk,
@@ -65,15 +66,28 @@ def blank_or(check):
 
 
 def regex_operand(value, path, problems):
+    """A pattern the matcher can run: one RE2 (linear time) compiles."""
     if not isinstance(value, str):
         problems.add(path, "must be a string")
         return INVALID
     try:
-        re.compile(value)
-    except re.error as error:
-        problems.add(path, f"not a valid regular expression: {error}")
+        pattern_compile(value)
+    except PatternRefused as refused:
+        problems.add(path, pattern_problem(value, refused))
         return INVALID
     return value
+
+
+def pattern_problem(pattern: str, refused: PatternRefused) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        # Python's message says where a broken pattern goes wrong.
+        return f"not a valid regular expression: {error}"
+    return (
+        "not supported by RE2, the linear-time engine patterns run on "
+        f"(no backreferences or look-around): {refused.reason}"
+    )
 
 
 def secret_env_name(value, path, problems):
