@@ -310,6 +310,13 @@ def catalog_validate(document) -> list[dict]:
     return cleaned["automations"]
 
 
+def automation_check(document) -> list[tuple[str, str]]:
+    """Every problem of one automation in the file's shape, as (path within it, message)."""
+    problems = Problems()
+    automation_clean(document, "", problems, UserNames())
+    return problems.found
+
+
 def automation_clean(value, path, problems, users: UserNames):
     """One automation as {slug, owner, reviewers, fields, intents, segments, do_not_automate}."""
     before = len(problems.messages)
