@@ -3,10 +3,17 @@
 A condition names a dotted `field` into the event (`payload.body`, `segment`,
 `source`) and one operator: `matches` (regex search), `equals`, `contains`
 (substring, or member of a list), `in` (value is one of a list).
+
+Owners write the `matches` patterns, so they run on RE2, whose time is linear
+in the text: `^(a+)+$` cannot hold a worker for seconds. RE2 has no
+backreferences or look-around; the loader refuses such patterns, and one
+stored before that raises PatternRefused here (a ValueError), which the
+callers turn into a person's decision.
 """
 
-import re
 from functools import lru_cache
+
+import re2
 
 from automations.models import Event
 
@@ -37,9 +44,39 @@ def field_value(document: dict, path: str):
     return value
 
 
+class PatternRefused(ValueError):
+    """An owner's pattern that RE2 cannot compile; `reason` is RE2's."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"pattern refused by RE2: {reason}")
+        self.reason = reason
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, not also printed to stderr
+    return options
+
+
+_OPTIONS = _options()
+
+
+def pattern_compile(pattern):
+    """The owner's pattern compiled by RE2; PatternRefused (with RE2's reason) if it cannot be."""
+    if not isinstance(pattern, str):
+        raise PatternRefused("a pattern must be a string")
+    return _compiled(pattern)
+
+
 @lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _compiled(pattern: str):
+    try:
+        return re2.compile(pattern, options=_OPTIONS)
+    except re2.error as error:
+        reason = error.args[0] if error.args else "no reason given"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", errors="replace")
+        raise PatternRefused(reason) from None
 
 
 def condition_matches(document: dict, field: str, operator: str, operand) -> bool:
@@ -48,7 +85,7 @@ def condition_matches(document: dict, field: str, operator: str, operand) -> boo
     if value is _MISSING:
         return False
     if operator == "matches":
-        return isinstance(value, str) and _compiled(operand).search(value) is not None
+        return isinstance(value, str) and pattern_compile(operand).search(value) is not None
     if operator == "equals":
         return value == operand
     if operator == "contains":

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from .admin_forms import AutomationForm, AutomationInlineFormSet, ChildForm
 from .models import (
     ApiToken,
     AuditSample,
@@ -154,6 +155,7 @@ class ChangeReasonMixin:
 
 
 class ConfigInlineMixin(RoleAccessMixin):
+    formset = AutomationInlineFormSet
     extra = 0
     show_change_link = True
 
@@ -180,6 +182,7 @@ class DoNotAutomateRuleInline(ConfigInlineMixin, admin.TabularInline):
 
 @admin.register(Automation)
 class AutomationAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
+    form = AutomationForm
     owner_lookup = "owner"
     list_display = ["slug", "name", "owner", "mode", "risk_tier", "data_classification", "provider"]
     list_filter = ["mode", "risk_tier", "data_classification", "provider"]
@@ -234,6 +237,7 @@ class AutomationAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
 
 
 class ChildConfigAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
+    form = ChildForm
     list_select_related = ["automation"]
     search_fields = ["automation__slug", "name"]
     history_list_display = ["history_change_reason"]

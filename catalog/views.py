@@ -6,7 +6,6 @@ is read with one query per tracked model.
 """
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -26,6 +25,7 @@ from automations.services.labels import labels_export
 from automations.states import RunState
 
 from .models import Automation, DoNotAutomateRule, Intent, Mode, Role, SegmentPolicy
+from .secret_env import SecretEnvRefused, secret_env_value
 from .selectors import (
     automations_visible_to,
     can_manage,
@@ -235,6 +235,21 @@ def _name_owners(entries: list[HistoryEntry]) -> None:
         ]
 
 
+def api_key_state(user, automation: Automation) -> str:
+    """For admins, whether the API key variable is "set", "not set" or "refused"; else "".
+
+    Only admins learn it: the page must not tell others which variables exist,
+    and the value itself never reaches a page.
+    """
+    if not has_role(user, Role.ADMIN):
+        return ""
+    try:
+        value = secret_env_value(automation.api_key_env or "OPENAI_API_KEY")
+    except SecretEnvRefused:
+        return "refused"
+    return "set" if value else "not set"
+
+
 @login_required
 def automation_detail(request, slug: str):
     visible = (
@@ -252,8 +267,7 @@ def automation_detail(request, slug: str):
     context = {
         "automation": automation,
         "intents": intents,
-        # Only whether the variable is set: its value never reaches a page.
-        "api_key_is_set": bool(automation.api_key_env and os.environ.get(automation.api_key_env)),
+        "api_key_state": api_key_state(request.user, automation),
         "history": configuration_history(automation),
         "can_manage": can_manage(request.user, automation),
         "can_export_labels": can_export_labels(request.user, automation),

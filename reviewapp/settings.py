@@ -6,6 +6,7 @@ ALLOWED_HOSTS and HANDRAIL_HTTPS=1.
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -266,6 +267,23 @@ HANDRAIL_MODEL_PRICES = {
 }
 # Hosts allowed to see unredacted PII of restricted automations.
 HANDRAIL_PRIVATE_MODEL_HOSTS = envlist("HANDRAIL_PRIVATE_MODEL_HOSTS")
+
+
+# Secrets by name: the variables an automation may name (api_key_env, secret_env) must
+# match this whole; catalog/secret_env.py refuses Django's, the database's, the broker's
+# and Handrail's own variables on top, whatever this says.
+def envregex(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ImproperlyConfigured(f"{name} must be a regular expression: {error}") from None
+    return value
+
+
+HANDRAIL_SECRET_ENV_ALLOWED = envregex(
+    "HANDRAIL_SECRET_ENV_ALLOWED", r"^[A-Z][A-Z0-9_]*_(API_KEY|WEBHOOK_SECRET|SECRET)$"
+)
 
 # Ingestion.
 HANDRAIL_MAX_EVENT_BYTES = envint("HANDRAIL_MAX_EVENT_BYTES", 262144, minimum=1)

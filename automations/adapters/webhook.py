@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 import time
@@ -17,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
+from catalog.secret_env import SecretEnvRefused, secret_env_value
 
 from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
 
@@ -55,7 +55,11 @@ def webhook_signer(*, config: dict) -> Webhook:
     name = config.get("secret_env") or ""
     if not name:
         raise WebhookConfigError("the action config names no secret_env")
-    value = os.environ.get(name, "")
+    try:
+        # Only through the allow-list: the row may predate it (catalog/secret_env.py).
+        value = secret_env_value(name)
+    except SecretEnvRefused as refused:
+        raise WebhookConfigError(str(refused)) from None
     if not value:
         raise WebhookConfigError(f"environment variable {name} (the webhook secret) is not set")
     encoded = value.removeprefix(SECRET_PREFIX)

@@ -7,7 +7,6 @@ person; nothing here logs payloads or model output.
 
 import json
 import logging
-import os
 import random
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,6 +18,7 @@ from django.conf import settings
 from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
 from catalog.models import Automation, Intent
+from catalog.secret_env import SecretEnvRefused, secret_env_value
 
 from .base import ProviderCall, ProviderResult
 from .prompt import messages_build, response_format_build
@@ -44,7 +44,11 @@ class OpenAIProvider:
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
         call = ProviderCall(provider=self.name, model=automation.model)
         key_env = automation.api_key_env or "OPENAI_API_KEY"
-        api_key = os.environ.get(key_env)
+        try:
+            # Only through the allow-list: the row may predate it (catalog/secret_env.py).
+            api_key = secret_env_value(key_env)
+        except SecretEnvRefused as refused:
+            return _failed(call, str(refused), automation)
         if not api_key:
             return _failed(call, f"API key variable {key_env} is not set", automation)
         if not automation.model:

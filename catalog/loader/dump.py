@@ -14,11 +14,25 @@ def dump_catalog() -> dict:
 
 
 def automation_document(automation: Automation) -> dict:
+    return draft_document(
+        automation,
+        owner=automation.owner.get_username(),
+        reviewers=[user.get_username() for user in automation.reviewers.all()],
+        intents=automation.intents.all(),
+        segments=automation.segments.all(),
+        do_not_automate=automation.do_not_automate.all(),
+    )
+
+
+def draft_document(
+    automation: Automation, *, owner: str, reviewers, intents, segments, do_not_automate
+) -> dict:
+    """The automation in the file format with the people and children given, saved or not."""
     return {
         "slug": automation.slug,
         "name": automation.name,
-        "owner": automation.owner.get_username(),
-        "reviewers": sorted(user.get_username() for user in automation.reviewers.all()),
+        "owner": owner,
+        "reviewers": sorted(reviewers),
         "purpose": automation.purpose,
         "rollback_plan": automation.rollback_plan,
         "risk_tier": automation.risk_tier,
@@ -30,12 +44,9 @@ def automation_document(automation: Automation) -> dict:
         "audit_sample_rate": automation.audit_sample_rate,
         "review_sla_minutes": automation.review_sla_minutes,
         "decision": decision_document(automation),
-        "intents": [intent_document(intent) for intent in automation.intents.all()],
-        "segments": [segment_document(segment) for segment in automation.segments.all()],
-        "do_not_automate": [
-            {"name": r.name, "field": r.field, r.operator: r.value, "effect": r.effect}
-            for r in automation.do_not_automate.all()
-        ],
+        "intents": [intent_document(intent) for intent in intents],
+        "segments": [segment_document(segment) for segment in segments],
+        "do_not_automate": [rule_document(rule) for rule in do_not_automate],
     }
 
 
@@ -55,7 +66,8 @@ def intent_document(intent) -> dict:
         document["description"] = intent.description
     document["risk"] = intent.risk
     document["arguments_schema"] = intent.arguments_schema
-    if intent.action_adapter:
+    if intent.action_adapter or intent.action_config:
+        # Settings without an adapter are shown (and refused), not silently dropped.
         document["action"] = {"adapter": intent.action_adapter, **intent.action_config}
     return document
 
@@ -65,3 +77,12 @@ def segment_document(segment) -> dict:
     if segment.mode:
         document["mode"] = segment.mode
     return document
+
+
+def rule_document(rule) -> dict:
+    return {
+        "name": rule.name,
+        "field": rule.field,
+        rule.operator: rule.value,
+        "effect": rule.effect,
+    }

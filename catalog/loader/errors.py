@@ -14,9 +14,11 @@ class Problems:
 
     def __init__(self):
         self.messages: list[str] = []
+        self.found: list[tuple[str, str]] = []  # (path, message), for callers that place them
 
     def add(self, path: str, message: str) -> None:
         self.messages.append(f"{path}: {message}")
+        self.found.append((path, message))
 
     def raise_if_any(self) -> None:
         if self.messages:

@@ -11,6 +11,7 @@ import referencing.exceptions
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator, SchemaError
 
+from automations.matching import PatternRefused, pattern_compile
 from catalog.models import (
     DataClassification,
     IntentRisk,
@@ -20,6 +21,7 @@ from catalog.models import (
     RiskTier,
     RuleEffect,
 )
+from catalog.secret_env import secret_env_problem
 
 from .checks import (
     INVALID,
@@ -64,15 +66,40 @@ def blank_or(check):
 
 
 def regex_operand(value, path, problems):
+    """A pattern the matcher can run: one RE2 (linear time) compiles."""
     if not isinstance(value, str):
         problems.add(path, "must be a string")
         return INVALID
     try:
-        re.compile(value)
-    except re.error as error:
-        problems.add(path, f"not a valid regular expression: {error}")
+        pattern_compile(value)
+    except PatternRefused as refused:
+        problems.add(path, pattern_problem(value, refused))
         return INVALID
     return value
+
+
+def pattern_problem(pattern: str, refused: PatternRefused) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        # Python's message says where a broken pattern goes wrong.
+        return f"not a valid regular expression: {error}"
+    return (
+        "not supported by RE2, the linear-time engine patterns run on "
+        f"(no backreferences or look-around): {refused.reason}"
+    )
+
+
+def secret_env_name(value, path, problems):
+    """The name of a variable an automation may read its secret from (catalog/secret_env.py)."""
+    name = env_name(value, path, problems)
+    if name is INVALID:
+        return INVALID
+    problem = secret_env_problem(name)
+    if problem is not None:
+        problems.add(path, problem)
+        return INVALID
+    return name
 
 
 def list_operand(value, path, problems):
@@ -175,7 +202,7 @@ def sub_path(path: str, parts) -> str:
 
 WEBHOOK_FIELDS = {
     "url": Field(url(), required=True),
-    "secret_env": Field(env_name, required=True),
+    "secret_env": Field(secret_env_name, required=True),
     "timeout_seconds": Field(number(minimum=0, maximum=60, above_minimum=True)),
     "max_attempts": Field(integer(minimum=1, maximum=20)),
     "compensation_url": Field(url()),
@@ -223,7 +250,7 @@ DECISION_FIELDS = {
     "provider": Field(choice(Provider.values), required=True),
     "model": Field(text(max_length=200, blank=True), default=""),
     "base_url": Field(blank_or(url(max_length=500)), default=""),
-    "api_key_env": Field(blank_or(env_name), default=""),
+    "api_key_env": Field(blank_or(secret_env_name), default=""),
     "instructions": Field(text(blank=True), default=""),
     "rules": Field(list_of(rule_clean), default=[]),
 }
@@ -281,6 +308,13 @@ def catalog_validate(document) -> list[dict]:
         unique(cleaned["automations"], "slug", "automations", problems, "slug")
     problems.raise_if_any()
     return cleaned["automations"]
+
+
+def automation_check(document) -> list[tuple[str, str]]:
+    """Every problem of one automation in the file's shape, as (path within it, message)."""
+    problems = Problems()
+    automation_clean(document, "", problems, UserNames())
+    return problems.found
 
 
 def automation_clean(value, path, problems, users: UserNames):

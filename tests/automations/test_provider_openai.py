@@ -14,7 +14,7 @@ from automations.services.decisions import run_decide
 from tests.factories import AutomationFactory, EventFactory, IntentFactory, RunFactory
 from tests.support.model_server import ModelServer, Response, completion, error, refusal
 
-KEY_ENV = "HANDRAIL_TEST_MODEL_KEY"
+KEY_ENV = "HANDRAIL_TEST_MODEL_API_KEY"
 DOCUMENT = {
     "payload": {"subject": "Invoice", "body": "Where is my invoice?"},
     "segment": "enterprise",
