@@ -5,6 +5,7 @@ tasks in process. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY,
 ALLOWED_HOSTS and HANDRAIL_HTTPS=1.
 """
 
+import ipaddress
 import os
 import secrets
 from decimal import Decimal
@@ -214,6 +215,18 @@ HANDRAIL_MODEL_PRICES = {
 }
 # Hosts allowed to see unredacted PII of restricted automations.
 HANDRAIL_PRIVATE_MODEL_HOSTS = envlist("HANDRAIL_PRIVATE_MODEL_HOSTS")
+
+# Outbound requests (model calls, webhook deliveries; automations/outbound.py) may not
+# reach loopback, private, link-local (cloud metadata) or other internal addresses
+# unless listed here: comma-separated host names, IP addresses or CIDR networks.
+HANDRAIL_ALLOWED_PRIVATE_HOSTS = envlist("HANDRAIL_ALLOWED_PRIVATE_HOSTS")
+for _network in (entry for entry in HANDRAIL_ALLOWED_PRIVATE_HOSTS if "/" in entry):
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"HANDRAIL_ALLOWED_PRIVATE_HOSTS: {_network!r} is not an IP network"
+        ) from None
 
 # Ingestion.
 HANDRAIL_MAX_EVENT_BYTES = envint("HANDRAIL_MAX_EVENT_BYTES", 262144, minimum=1)
