@@ -227,6 +227,13 @@ for _network in (entry for entry in HANDRAIL_ALLOWED_PRIVATE_HOSTS if "/" in ent
         raise ImproperlyConfigured(
             f"HANDRAIL_ALLOWED_PRIVATE_HOSTS: {_network!r} is not an IP network"
         ) from None
+# They go out through httpx's own transport, or with `curl` through libcurl (pycurl),
+# which costs less CPU per request when a worker makes many.
+HANDRAIL_HTTP_TRANSPORT = os.environ.get("HANDRAIL_HTTP_TRANSPORT", "").strip().lower() or "httpx"
+if HANDRAIL_HTTP_TRANSPORT not in ("httpx", "curl"):
+    raise ImproperlyConfigured(
+        f"HANDRAIL_HTTP_TRANSPORT must be httpx or curl, got {HANDRAIL_HTTP_TRANSPORT!r}"
+    )
 
 # Ingestion.
 HANDRAIL_MAX_EVENT_BYTES = envint("HANDRAIL_MAX_EVENT_BYTES", 262144, minimum=1)

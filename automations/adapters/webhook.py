@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
-from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
+from automations.outbound import OutboundRefused, transport_for
 
 from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
 
@@ -35,18 +36,20 @@ class WebhookConfigError(Exception):
     """The action config cannot produce a delivery; retrying will not help."""
 
 
-@cache
 def http_client() -> httpx.Client:
-    """The process's shared client, so attempts reuse connections.
+    """The process's shared client on the configured transport, so attempts reuse connections."""
+    return _http_client(settings.HANDRAIL_HTTP_TRANSPORT)
 
-    Sharing it is safe across threads and forks: CurlTransport keeps one curl
-    handle (and its connections) per thread and per process.
-    """
+
+@cache
+def _http_client(transport: str) -> httpx.Client:
+    # Shared across threads and forks: the transports keep their connections per
+    # process (and CurlTransport its handles per thread).
     return httpx.Client(
         follow_redirects=False,
         timeout=DEFAULT_TIMEOUT_SECONDS,
         headers={"User-Agent": USER_AGENT},
-        transport=CurlTransport(max_response_bytes=EXCERPT_BYTES),
+        transport=transport_for(max_response_bytes=EXCERPT_BYTES),
     )
 
 
@@ -155,6 +158,9 @@ def webhook_post(*, url: str, msg_id: str, body: dict, config: dict, trace_id: s
             return delivery_from_status(
                 response.status_code, response_head(response, deadline=deadline)
             )
+    except OutboundRefused as exc:
+        # The address policy refuses the receiver; the next attempt would be refused too.
+        return delivery_failed(str(exc), retryable=False)
     except httpx.TimeoutException:
         return delivery_failed(f"timed out after {seconds:g} s", retryable=True)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):

@@ -16,6 +16,8 @@ SECRET_ENV = "TEST_WEBHOOK_SECRET"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 BODY = {"run_id": "7", "intent": "route_ticket", "arguments": {"team": "billing", "note": "café"}}
 
+pytestmark = pytest.mark.usefixtures("http_transport")
+
 
 @pytest.fixture
 def receiver():

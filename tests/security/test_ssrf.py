@@ -1,16 +1,24 @@
 """Outbound requests stay away from internal addresses unless the operator lists them.
 
-Webhook and model URLs are judged as written when the loader stores them
-(automations/outbound.py).
+Webhook and model URLs are judged as written when the loader stores them, and by
+the address they resolve to on every connection (automations/outbound.py).
 """
+
+import socket
 
 import pytest
 
+from automations.adapters.webhook import WebhookAdapter
+from automations.models import Action, ActionAttempt, ModelCall, Run
 from automations.outbound import address_is_internal, host_address, host_target
+from automations.services.actions import action_attempt
+from automations.services.decisions import run_decide
 from catalog.loader import CatalogInvalid, load_catalog
-from tests.factories import UserFactory
+from tests.factories import AutomationFactory, EventFactory, IntentFactory, RunFactory, UserFactory
+from tests.support.webhook_receiver import WebhookReceiver, new_webhook_secret
 
 SECRET_ENV = "TEST_WEBHOOK_SECRET"
+KEY_ENV = "HANDRAIL_TEST_MODEL_KEY"
 HINT = "list the host in HANDRAIL_ALLOWED_PRIVATE_HOSTS to allow it"
 REBINDING_HOST = "hooks.rebinding.test"
 
@@ -46,9 +54,33 @@ INTERNAL = [
 PUBLIC = ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"]
 
 
+@pytest.fixture(params=["httpx", "curl"])
+def transport(request, settings):
+    settings.HANDRAIL_HTTP_TRANSPORT = request.param
+    return request.param
+
+
 @pytest.fixture
 def nothing_listed(settings):
     settings.HANDRAIL_ALLOWED_PRIVATE_HOSTS = []
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, new_webhook_secret())
+
+
+def deliver(url):
+    config = {"url": url, "secret_env": SECRET_ENV}
+    return WebhookAdapter().deliver(
+        action=Action(idempotency_key="act_ssrf"), run=Run(trace_id=""), config=config, body={}
+    )
 
 
 # -- the policy -------------------------------------------------------------------------------
@@ -170,3 +202,137 @@ def test_loader_accepts_listed_hosts_and_public_names(people, settings):
 
     load_catalog(catalog(action_url="http://127.0.0.1:9000/hooks"), source="test.yaml")
     load_catalog(catalog(action_url=f"http://{REBINDING_HOST}/hooks"), source="test.yaml")
+
+
+# -- when a request goes out ------------------------------------------------------------------
+
+
+def test_webhook_to_an_unlisted_loopback_receiver_is_refused_and_nothing_is_sent(
+    transport, receiver, secret, nothing_listed
+):
+    delivery = deliver(receiver.url("/hooks/route"))
+
+    assert not delivery.ok and not delivery.retryable
+    assert delivery.status_code is None
+    assert delivery.error == f"refused: 127.0.0.1 is a private address; {HINT}"
+    assert receiver.deliveries == []
+
+
+def test_webhook_to_a_name_resolving_to_loopback_is_refused(
+    transport, receiver, secret, nothing_listed
+):
+    delivery = deliver(f"http://localhost:{receiver.port}/hooks/route")
+
+    assert not delivery.ok and not delivery.retryable
+    assert delivery.error.startswith("refused: localhost resolves to a private address (")
+    assert receiver.deliveries == []
+
+
+def test_webhook_to_a_listed_receiver_is_delivered(transport, receiver, secret, settings):
+    settings.HANDRAIL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+
+    delivery = deliver(receiver.url("/hooks/route"))
+
+    assert delivery.ok
+    assert len(receiver.wait_for(1)) == 1
+
+
+@pytest.mark.django_db
+def test_a_refused_delivery_fails_the_action_at_once(transport, receiver, secret, nothing_listed):
+    automation = AutomationFactory(mode="approve")
+    IntentFactory(
+        automation=automation,
+        action_config={"url": receiver.url("/hooks/route"), "secret_env": SECRET_ENV},
+    )
+    run = RunFactory(
+        event=EventFactory(automation=automation),
+        state="approved",
+        final_intent={"intent": "route_ticket", "arguments": {}, "confidence": 1},
+    )
+
+    outcome = action_attempt(run_id=run.pk, actor="worker:test")
+
+    run.refresh_from_db()
+    assert outcome.kind == "failed"
+    assert run.state == "failed"
+    [attempt] = ActionAttempt.objects.filter(action__run=run)
+    assert attempt.error == f"refused: 127.0.0.1 is a private address; {HINT}"
+    assert (attempt.status_code, attempt.retryable) == (None, False)
+    assert receiver.deliveries == []
+
+
+def resolving(monkeypatch, host, *answers):
+    """Make socket.getaddrinfo answer `host` with each address in turn (the last one stays)."""
+    real = socket.getaddrinfo
+    queue = list(answers)
+    asked = []
+
+    def getaddrinfo(name, port, *args, **kwargs):
+        if name != host:
+            return real(name, port, *args, **kwargs)
+        asked.append(name)
+        address = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_dns_rebinding_to_a_private_address_is_refused_at_send_time(
+    people, receiver, secret, settings, monkeypatch
+):
+    # httpx's transport resolves with socket.getaddrinfo; libcurl has its own resolver.
+    settings.HANDRAIL_HTTP_TRANSPORT = "httpx"
+    settings.HANDRAIL_ALLOWED_PRIVATE_HOSTS = []
+    url = f"http://{REBINDING_HOST}:{receiver.port}/hooks/route"
+    load_catalog(catalog(action_url=url), source="test.yaml")  # a public name when written
+    resolving(monkeypatch, REBINDING_HOST, "127.0.0.1")  # a private address when sent
+
+    delivery = deliver(url)
+
+    assert not delivery.ok and not delivery.retryable
+    assert delivery.error == (
+        f"refused: {REBINDING_HOST} resolves to a private address (127.0.0.1); {HINT}"
+    )
+    assert receiver.deliveries == []
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    receiver, secret, settings, monkeypatch
+):
+    settings.HANDRAIL_HTTP_TRANSPORT = "httpx"
+    settings.HANDRAIL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+    # Asked a second time, the name would lead to the metadata service.
+    asked = resolving(monkeypatch, REBINDING_HOST, "127.0.0.1", "169.254.169.254")
+
+    delivery = deliver(f"http://{REBINDING_HOST}:{receiver.port}/hooks/route")
+
+    assert delivery.ok
+    assert asked == [REBINDING_HOST]
+    [received] = receiver.wait_for(1)
+    assert received.headers["host"] == f"{REBINDING_HOST}:{receiver.port}"
+
+
+@pytest.mark.django_db
+def test_a_model_endpoint_on_the_metadata_address_is_refused_and_the_run_goes_to_review(
+    transport, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, "sk-test-key")
+    automation = AutomationFactory(
+        mode="autonomous",
+        provider="openai",
+        model="gpt-4.1-mini",
+        base_url="http://169.254.169.254/v1",
+        api_key_env=KEY_ENV,
+    )
+    IntentFactory(automation=automation)
+    run = RunFactory(event=EventFactory(automation=automation, payload={"body": "Invoice?"}))
+
+    run_decide(run_id=run.pk, actor="worker:test")
+
+    run.refresh_from_db()
+    refusal = f"refused: 169.254.169.254 is a private address; {HINT}"
+    assert run.state == "awaiting_review"
+    assert refusal in run.review_task.reason
+    assert ModelCall.objects.get(run=run).error == refusal
+    assert not Action.objects.filter(run=run).exists()
