@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from automations.http_client import httpx
 from automations.outbound import OutboundRefused, transport_for
 
-from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
+from .base import EXCERPT_CHARS, Delivery, delivery_failed, response_excerpt, status_is_retryable
 
 if TYPE_CHECKING:
     from automations.models import Action, Run
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_SECONDS = 10.0
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format marker, not a secret)
 USER_AGENT = "Handrail-Webhooks/1"
-# Enough bytes for 500 characters of UTF-8; a receiver's huge body is never read whole.
+# Enough bytes for the excerpt's characters in UTF-8; a huge body is never read whole.
 EXCERPT_BYTES = 4 * EXCERPT_CHARS
 TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
 
@@ -107,7 +107,7 @@ def signed_request(*, msg_id: str, body: dict, config: dict, trace_id: str) -> t
 
 
 def response_head(response: httpx.Response, *, deadline: float) -> str:
-    """Up to the first 500 characters of the body, read within the attempt's deadline."""
+    """The excerpt of the body's beginning (response_excerpt), read within the deadline."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -118,7 +118,7 @@ def response_head(response: httpx.Response, *, deadline: float) -> str:
                 break
     except httpx.HTTPError:
         pass  # the status already decided the outcome; the excerpt is only a courtesy
-    return b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return response_excerpt(b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", errors="replace"))
 
 
 def delivery_from_status(status_code: int, excerpt: str) -> Delivery:
