@@ -1,23 +1,28 @@
-"""An httpx transport on libcurl (pycurl), under the openai SDK and the webhook adapter.
+"""An httpx transport on libcurl (pycurl), for the openai SDK and the webhook adapter.
 
-httpx's own transport (httpcore and h11, pure Python) cost about 0.4 ms of
-CPU per request more than libcurl does (0.53 against 0.15 ms, a local
-server's share included), and a decision makes two requests.
-libcurl does the HTTP: keep-alive connections, TLS, proxies from the
-environment (`https_proxy`, `no_proxy`, ...), timeouts. This module only
-maps an httpx.Request onto a curl handle, the answer back onto an
+Opt-in (HANDRAIL_HTTP_TRANSPORT=curl): httpx's own transport (httpcore and h11,
+pure Python) cost about 0.4 ms of CPU per request more than libcurl does (0.53
+against 0.15 ms, a local server's share included), which counts when a worker
+sends many requests, not when it waits on a model.
+libcurl does the HTTP: keep-alive connections, TLS, proxies, timeouts. This
+module maps an httpx.Request onto a curl handle, the answer back onto an
 httpx.Response, and libcurl's errors onto httpx's exceptions, so the SDK and
-the adapter above see what httpx's transport would give them.
+the adapter above see what httpx's transport would give them. It keeps to the
+address policy of automations/outbound.py: Python chooses the proxy (curl is
+told, so both transports agree), and every socket curl opens goes through a
+callback that refuses an address the policy does not allow.
 """
 
 import io
 import os
+import socket
 import ssl
 import threading
 from functools import cache
 
 import pycurl
 
+from automations import outbound
 from automations.http_client import httpx
 
 # Headers curl must write itself, from the body it sends.
@@ -65,13 +70,17 @@ class CurlTransport(httpx.BaseTransport):
                 head.clear()  # a 1xx answer came first: keep the final one only
             head.append(line)
 
+        verdicts: list[str] = []  # per socket curl asked for: "" opened, else why refused
         _request_set(curl, request)
+        _connection_guard(curl, request, verdicts)
         curl.setopt(pycurl.WRITEFUNCTION, write)
         curl.setopt(pycurl.HEADERFUNCTION, header)
         try:
             curl.perform()
         except pycurl.error as exc:
             code, message = exc.args
+            if verdicts and all(verdicts) and code in _CONNECT_FAILED:
+                raise outbound.OutboundRefused(verdicts[0], request=request) from None
             if not (code == pycurl.E_WRITE_ERROR and cut):
                 raise _httpx_error(curl, code, message, request) from None
         status_line, headers = _head_parse(head)
@@ -129,6 +138,29 @@ def _request_set(curl: pycurl.Curl, request: httpx.Request) -> None:
     if read is not None:
         # curl bounds the whole exchange where httpx bounded each read: never longer.
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(read * 1000)))
+
+
+def _connection_guard(curl: pycurl.Curl, request: httpx.Request, verdicts: list[str]) -> None:
+    """The proxy outbound.proxy_for chose, and a socket callback that keeps to the policy.
+
+    Each socket's verdict goes to `verdicts`; after a refused address curl tries the next.
+    """
+    proxy = outbound.proxy_for(request.url)
+    if proxy:
+        outbound.target_check(request)
+    curl.setopt(pycurl.PROXY, proxy or "")  # "": no proxy, whatever the environment says
+    curl.setopt(pycurl.NOPROXY, "")  # no_proxy was read already, by proxy_for
+    host = httpx.URL(proxy).host if proxy else request.url.host
+
+    def socket_open(purpose, address):
+        refusal = outbound.connection_refusal(host=host, address=address.addr[0])
+        verdicts.append(refusal or "")
+        if refusal:
+            return pycurl.SOCKET_BAD
+        # pycurl hands curl a duplicate of this socket's descriptor.
+        return socket.socket(address.family, address.socktype, address.protocol)
+
+    curl.setopt(pycurl.OPENSOCKETFUNCTION, socket_open)
 
 
 @cache

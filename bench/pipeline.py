@@ -816,6 +816,10 @@ def main() -> None:
     secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
     os.environ["OPENAI_API_KEY"] = "bench-key"
     os.environ[SECRET_ENV] = secret
+    # The stand-in model and receiver listen on 127.0.0.1 (the address policy refuses it
+    # unless listed), and the figures are libcurl's: HANDRAIL_HTTP_TRANSPORT=httpx for the default.
+    os.environ["HANDRAIL_ALLOWED_PRIVATE_HOSTS"] = "127.0.0.1"
+    os.environ.setdefault("HANDRAIL_HTTP_TRANSPORT", "curl")
 
     children = Children()
     context = get_context("fork")  # before Django, threads or connections exist here

@@ -5,6 +5,7 @@ tasks in process. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY,
 ALLOWED_HOSTS and HANDRAIL_HTTPS=1.
 """
 
+import ipaddress
 import os
 import re
 import secrets
@@ -42,6 +43,15 @@ def envint(name: str, default: int, minimum: int = 0) -> int:
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     return number
+
+
+def envregex(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ImproperlyConfigured(f"{name} must be a regular expression: {error}") from None
+    return value
 
 
 def envlist(name: str, default: str = "") -> list[str]:
@@ -268,22 +278,31 @@ HANDRAIL_MODEL_PRICES = {
 # Hosts allowed to see unredacted PII of restricted automations.
 HANDRAIL_PRIVATE_MODEL_HOSTS = envlist("HANDRAIL_PRIVATE_MODEL_HOSTS")
 
-
 # Secrets by name: the variables an automation may name (api_key_env, secret_env) must
 # match this whole; catalog/secret_env.py refuses Django's, the database's, the broker's
 # and Handrail's own variables on top, whatever this says.
-def envregex(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip() or default
-    try:
-        re.compile(value)
-    except re.error as error:
-        raise ImproperlyConfigured(f"{name} must be a regular expression: {error}") from None
-    return value
-
-
 HANDRAIL_SECRET_ENV_ALLOWED = envregex(
     "HANDRAIL_SECRET_ENV_ALLOWED", r"^[A-Z][A-Z0-9_]*_(API_KEY|WEBHOOK_SECRET|SECRET)$"
 )
+
+# Outbound requests (model calls, webhook deliveries; automations/outbound.py) may not
+# reach loopback, private, link-local (cloud metadata) or other internal addresses
+# unless listed here: comma-separated host names, IP addresses or CIDR networks.
+HANDRAIL_ALLOWED_PRIVATE_HOSTS = envlist("HANDRAIL_ALLOWED_PRIVATE_HOSTS")
+for _network in (entry for entry in HANDRAIL_ALLOWED_PRIVATE_HOSTS if "/" in entry):
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"HANDRAIL_ALLOWED_PRIVATE_HOSTS: {_network!r} is not an IP network"
+        ) from None
+# They go out through httpx's own transport, or with `curl` through libcurl (pycurl),
+# which costs less CPU per request when a worker makes many.
+HANDRAIL_HTTP_TRANSPORT = os.environ.get("HANDRAIL_HTTP_TRANSPORT", "").strip().lower() or "httpx"
+if HANDRAIL_HTTP_TRANSPORT not in ("httpx", "curl"):
+    raise ImproperlyConfigured(
+        f"HANDRAIL_HTTP_TRANSPORT must be httpx or curl, got {HANDRAIL_HTTP_TRANSPORT!r}"
+    )
 
 # Ingestion.
 HANDRAIL_MAX_EVENT_BYTES = envint("HANDRAIL_MAX_EVENT_BYTES", 262144, minimum=1)

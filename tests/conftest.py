@@ -3,11 +3,22 @@ import secrets
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from catalog.snapshots import automation_config_forget
 from reviewapp.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV, CeleryWorker
+
+# The tests' model servers and webhook receivers listen on 127.0.0.1: the address policy
+# (automations/outbound.py) lets requests reach them, in this process and in the workers.
+TEST_PRIVATE_HOSTS = "127.0.0.1,localhost"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_servers_allowed():
+    with override_settings(HANDRAIL_ALLOWED_PRIVATE_HOSTS=TEST_PRIVATE_HOSTS.split(",")):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +59,11 @@ def _celery_worker_process(django_db_setup, django_db_blocker, test_webhook_secr
     with django_db_blocker.unblock():
         worker = CeleryWorker(
             redis_url=redis_url,
-            env={TEST_WEBHOOK_SECRET_ENV: test_webhook_secret, "OPENAI_API_KEY": "test-key"},
+            env={
+                TEST_WEBHOOK_SECRET_ENV: test_webhook_secret,
+                "OPENAI_API_KEY": "test-key",
+                "HANDRAIL_ALLOWED_PRIVATE_HOSTS": TEST_PRIVATE_HOSTS,
+            },
         )
         worker.start()
     yield worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
 # Receiver answers worth trying again with the same key (contracts section 5).
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 425, 429})
 
-EXCERPT_CHARS = 500
+# A receiver's answer is stored as its status and at most this much of its body, cleaned.
+EXCERPT_CHARS = 200
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass
@@ -22,12 +25,22 @@ class Delivery:
     status_code: int | None
     retryable: bool
     error: str  # "" when ok; human-readable ("receiver answered 404", "timed out after 10 s")
-    response_excerpt: str  # first 500 chars of the response body
+    response_excerpt: str  # response_excerpt() of the response body's beginning
 
 
 def status_is_retryable(status_code: int) -> bool:
     """True for the answers that may succeed next time: 408, 409, 425, 429 and every 5xx."""
     return status_code in RETRYABLE_STATUS_CODES or 500 <= status_code <= 599
+
+
+def response_excerpt(text: str) -> str:
+    """At most EXCERPT_CHARS of `text`: whitespace runs become one space, other unprintables go.
+
+    What a receiver answers is shown to people later: no control characters (terminal
+    escapes, bidirectional overrides) and no more than a glance's worth.
+    """
+    text = _SPACES.sub(" ", text)
+    return "".join(char for char in text if char.isprintable()).strip()[:EXCERPT_CHARS]
 
 
 def delivery_failed(error: str, *, retryable: bool, status_code: int | None = None) -> Delivery:

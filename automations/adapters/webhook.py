@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
-from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
+from automations.outbound import OutboundRefused, transport_for
 from catalog.secret_env import SecretEnvRefused, secret_env_value
 
-from .base import EXCERPT_CHARS, Delivery, delivery_failed, status_is_retryable
+from .base import EXCERPT_CHARS, Delivery, delivery_failed, response_excerpt, status_is_retryable
 
 if TYPE_CHECKING:
     from automations.models import Action, Run
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_SECONDS = 10.0
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format marker, not a secret)
 USER_AGENT = "Handrail-Webhooks/1"
-# Enough bytes for 500 characters of UTF-8; a receiver's huge body is never read whole.
+# Enough bytes for the excerpt's characters in UTF-8; a huge body is never read whole.
 EXCERPT_BYTES = 4 * EXCERPT_CHARS
 TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
 
@@ -35,18 +36,20 @@ class WebhookConfigError(Exception):
     """The action config cannot produce a delivery; retrying will not help."""
 
 
-@cache
 def http_client() -> httpx.Client:
-    """The process's shared client, so attempts reuse connections.
+    """The process's shared client on the configured transport, so attempts reuse connections."""
+    return _http_client(settings.HANDRAIL_HTTP_TRANSPORT)
 
-    Sharing it is safe across threads and forks: CurlTransport keeps one curl
-    handle (and its connections) per thread and per process.
-    """
+
+@cache
+def _http_client(transport: str) -> httpx.Client:
+    # Shared across threads and forks: the transports keep their connections per
+    # process (and CurlTransport its handles per thread).
     return httpx.Client(
         follow_redirects=False,
         timeout=DEFAULT_TIMEOUT_SECONDS,
         headers={"User-Agent": USER_AGENT},
-        transport=CurlTransport(max_response_bytes=EXCERPT_BYTES),
+        transport=transport_for(max_response_bytes=EXCERPT_BYTES),
     )
 
 
@@ -108,7 +111,7 @@ def signed_request(*, msg_id: str, body: dict, config: dict, trace_id: str) -> t
 
 
 def response_head(response: httpx.Response, *, deadline: float) -> str:
-    """Up to the first 500 characters of the body, read within the attempt's deadline."""
+    """The excerpt of the body's beginning (response_excerpt), read within the deadline."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -119,7 +122,7 @@ def response_head(response: httpx.Response, *, deadline: float) -> str:
                 break
     except httpx.HTTPError:
         pass  # the status already decided the outcome; the excerpt is only a courtesy
-    return b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return response_excerpt(b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", errors="replace"))
 
 
 def delivery_from_status(status_code: int, excerpt: str) -> Delivery:
@@ -159,6 +162,9 @@ def webhook_post(*, url: str, msg_id: str, body: dict, config: dict, trace_id: s
             return delivery_from_status(
                 response.status_code, response_head(response, deadline=deadline)
             )
+    except OutboundRefused as exc:
+        # The address policy refuses the receiver; the next attempt would be refused too.
+        return delivery_failed(str(exc), retryable=False)
     except httpx.TimeoutException:
         return delivery_failed(f"timed out after {seconds:g} s", retryable=True)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):

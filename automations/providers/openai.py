@@ -15,8 +15,8 @@ from functools import lru_cache
 import openai
 from django.conf import settings
 
-from automations.curl_transport import CurlTransport
 from automations.http_client import httpx
+from automations.outbound import OutboundRefused, transport_for
 from catalog.models import Automation, Intent
 from catalog.secret_env import SecretEnvRefused, secret_env_value
 
@@ -82,13 +82,17 @@ class OpenAIProvider:
         return ProviderResult(decision=decision, error="", call=call)
 
 
-@lru_cache(maxsize=32)
 def client_for(*, base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
-    """One client per endpoint, key and timeout, so HTTP connections are reused."""
+    """One client per endpoint, key, timeout and transport, so HTTP connections are reused."""
+    return _client(base_url, api_key, timeout, settings.HANDRAIL_HTTP_TRANSPORT)
+
+
+@lru_cache(maxsize=32)
+def _client(base_url: str | None, api_key: str, timeout: float, transport: str) -> openai.OpenAI:
     # Retries are ours (_completion_create): the SDK would also retry timeouts,
     # multiplying the latency budget.
     http_client = openai.DefaultHttpxClient(
-        transport=CurlTransport(max_response_bytes=MAX_COMPLETION_BYTES)
+        transport=transport_for(max_response_bytes=MAX_COMPLETION_BYTES)
     )
     return openai.OpenAI(
         api_key=api_key,
@@ -114,10 +118,12 @@ def _completion_create(client: openai.OpenAI, *, request: dict, call: ProviderCa
             # The budget is spent: retrying would only make the person wait longer.
             return None, f"model timed out after {round(timeout * 1000)} ms"
         except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            if isinstance(cause, OutboundRefused):
+                return None, str(cause)  # the address policy: refused again on a retry
             if attempt < ATTEMPTS:
                 time.sleep(_backoff(attempt))
                 continue
-            cause = exc.__cause__ or exc
             return None, f"could not reach the model endpoint after {attempt} attempts: {cause}"
         except openai.APIStatusError as exc:
             call.request_id = exc.request_id or ""

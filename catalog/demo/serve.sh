@@ -25,6 +25,9 @@ if [ "$PORT" != 8000 ]; then
 fi
 
 export HANDRAIL_DEMO_RECEIVER="${HANDRAIL_DEMO_RECEIVER:-1}"
+# The demo delivers to its own receiver on 127.0.0.1, which the address policy refuses
+# unless it is listed (automations/outbound.py).
+export HANDRAIL_ALLOWED_PRIVATE_HOSTS="${HANDRAIL_ALLOWED_PRIVATE_HOSTS:+$HANDRAIL_ALLOWED_PRIVATE_HOSTS,}127.0.0.1"
 # The demo receiver and the webhook adapter share this secret (Standard Webhooks format).
 if [ -z "${DEMO_WEBHOOK_SECRET:-}" ]; then
     DEMO_WEBHOOK_SECRET="whsec_$("$PY" -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(24)).decode())')"

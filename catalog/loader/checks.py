@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from automations import outbound
+
 from .errors import Problems, item_path, key_path
 
 INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID"})()
@@ -141,11 +143,15 @@ def _range_text(minimum, maximum) -> str:
 
 
 def url(*, max_length: int = 2000) -> Check:
-    """An absolute http or https URL with a host."""
+    """An absolute http or https URL whose host, as written, the outbound address policy allows."""
 
     def check(value, path, problems):
         if not is_url(value) or len(value) > max_length:
             problems.add(path, "not a URL")
+            return INVALID
+        target = outbound.host_target(urlsplit(value).hostname)
+        if target is not None:
+            problems.add(path, f"targets a private address ({target}); {outbound.LIST_HINT}")
             return INVALID
         return value
 

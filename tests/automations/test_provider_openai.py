@@ -45,7 +45,7 @@ def server():
 
 
 @pytest.fixture
-def automation(db, server, monkeypatch):
+def automation(db, server, monkeypatch, http_transport):
     monkeypatch.setenv(KEY_ENV, "sk-test-key")
     automation = AutomationFactory(
         slug="support-triage",

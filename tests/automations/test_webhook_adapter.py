@@ -16,6 +16,8 @@ SECRET_ENV = "TEST_WEBHOOK_SECRET"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 BODY = {"run_id": "7", "intent": "route_ticket", "arguments": {"team": "billing", "note": "café"}}
 
+pytestmark = pytest.mark.usefixtures("http_transport")
+
 
 @pytest.fixture
 def receiver():
@@ -159,12 +161,23 @@ def test_unreachable_receiver_is_retryable(secret):
     assert delivery.error.startswith("could not reach the receiver")
 
 
-def test_response_excerpt_keeps_the_first_500_characters(receiver, secret):
+def test_response_excerpt_keeps_the_first_200_characters(receiver, secret):
     receiver.enqueue(500, body="é" * 5000)
 
     delivery = deliver(receiver)
 
-    assert delivery.response_excerpt == "é" * 500
+    assert delivery.response_excerpt == "é" * 200
+
+
+def test_response_excerpt_drops_control_characters_and_folds_whitespace(receiver, secret):
+    # Terminal escapes, a bidirectional override and NULs must not reach whoever reads it.
+    answer = "\x1b[31mdenied\x1b[0m\r\n\tretry\x00 later \u202egnp.exe\x07" + "x" * 1000
+    receiver.enqueue(400, body=answer)
+
+    delivery = deliver(receiver)
+
+    assert delivery.response_excerpt == ("[31mdenied[0m retry later gnp.exe" + "x" * 1000)[:200]
+    assert len(delivery.response_excerpt) == 200
 
 
 def test_missing_secret_is_a_permanent_failure_and_nothing_is_sent(receiver, monkeypatch):
