@@ -109,9 +109,7 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, else SQLite under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-DATABASES = {
-    "default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}")
-}
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg's pool keeps connections open across requests and tasks (a new
     # connection costs about 6 ms); a connection that broke while the server was
@@ -181,6 +179,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("HANDRAIL_WORKER_PREFETCH", 4, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "handrail"
+# Workers wait for a lost broker as long as it takes (Celery's default gives up after 100
+# tries), and a request publishing while it is down gives up fast: the sweep sends later.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 
 # Cache (rate limits, lease bookkeeping): Redis when REDIS_URL is set.
 CACHES = {
@@ -213,6 +216,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, HANDRAIL_MAX_EVENT_BYTES + 1)
 
 # `make demo` serves a webhook receiver at /demo/hooks/ (never in production).
 HANDRAIL_DEMO_RECEIVER = envbool("HANDRAIL_DEMO_RECEIVER", False)
+
+# Recovery: a run a lost message or a killed worker left behind is handed to a worker
+# again within this many seconds (services/recovery.py; the sweep runs every sixth of it).
+HANDRAIL_RECOVERY_SECONDS = envint("HANDRAIL_RECOVERY_SECONDS", 60, minimum=6)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-overdue-runs": {
+        "task": "automations.sweep",
+        "schedule": HANDRAIL_RECOVERY_SECONDS / 6,
+        "options": {"expires": HANDRAIL_RECOVERY_SECONDS / 6},
+    },
+}
 
 # Review.
 HANDRAIL_REVIEW_LEASE_SECONDS = envint("HANDRAIL_REVIEW_LEASE_SECONDS", 600, minimum=1)
