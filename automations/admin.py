@@ -13,7 +13,6 @@ from .models import (
     Action,
     ActionAttempt,
     Event,
-    GuardrailVerdict,
     Label,
     ModelCall,
     ReviewTask,
@@ -64,12 +63,6 @@ class RunTransitionInline(TrailInline):
     readonly_fields = fields
 
 
-class GuardrailVerdictInline(TrailInline):
-    model = GuardrailVerdict
-    fields = ["position", "check_name", "verdict", "reason", "details"]
-    readonly_fields = fields
-
-
 class ActionAttemptInline(TrailInline):
     model = ActionAttempt
     fields = [
@@ -108,7 +101,7 @@ class RunAdmin(TrailAdmin):
     list_select_related = ["automation"]
     search_fields = ["trace_id", "event__idempotency_key"]
     date_hierarchy = "created_at"
-    inlines = [RunTransitionInline, GuardrailVerdictInline]
+    inlines = [RunTransitionInline]
 
 
 @admin.register(RunTransition)
@@ -143,14 +136,6 @@ class ModelCallAdmin(TrailAdmin):
     @admin.display(boolean=True, description="error")
     def has_error(self, obj):
         return bool(obj.error)
-
-
-@admin.register(GuardrailVerdict)
-class GuardrailVerdictAdmin(TrailAdmin):
-    list_display = ["id", "run", "position", "check_name", "verdict", "reason", "created_at"]
-    list_filter = ["verdict", "check_name"]
-    list_select_related = ["run"]
-    search_fields = ["run__trace_id", "reason"]
 
 
 @admin.register(ReviewTask)

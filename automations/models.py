@@ -83,7 +83,15 @@ class Run(models.Model):
     # The intent that was acted on (after a reviewer's edit, if any).
     final_intent = models.JSONField(null=True, blank=True)
     decided_by = models.CharField(max_length=20, blank=True)  # "model" | "reviewer"
+    # The guardrails' verdicts, in the order they ran: [{"check", "verdict", "reason",
+    # "details"}, ...]; written once, with the decision.
+    verdicts = models.JSONField(default=list, blank=True)
     reason = models.TextField(blank=True, help_text="Why the run is where it is.")
+    # While a worker must still move the run (received, deciding, approved, executing):
+    # by when, and which worker holds it meanwhile (deciding it or sending its action).
+    # Past `due_at` the sweep hands it to a worker again (services/recovery.py).
+    held_by = models.CharField(max_length=200, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,6 +101,12 @@ class Run(models.Model):
             # Exact lookups only: no varchar_pattern_ops twin as db_index=True would add.
             models.Index(fields=["trace_id"], name="run_trace_id"),
             models.Index(fields=["automation", "created_at"], name="run_automation_created"),
+            # The sweep's scan: only the few runs a worker must still move are in it.
+            models.Index(
+                fields=["due_at"],
+                name="run_in_flight_due",
+                condition=models.Q(state__in=["received", "deciding", "approved", "executing"]),
+            ),
         ]
 
     def __str__(self):
@@ -175,27 +189,6 @@ class Verdict(models.TextChoices):
     PASS = "pass"  # noqa: S105 (a verdict, not a password)
     REVIEW = "review"
     BLOCK = "block"
-
-
-class GuardrailVerdict(models.Model):
-    # verdict_unique_check leads with the run: a separate index would only add
-    # six writes to every decision.
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts", db_index=False)
-    position = models.PositiveIntegerField()
-    check_name = models.CharField(max_length=50)
-    verdict = models.CharField(max_length=10, choices=Verdict.choices)
-    reason = models.TextField(blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["run", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "check_name"], name="verdict_unique_check"),
-        ]
-
-    def __str__(self):
-        return f"{self.check_name}: {self.verdict}"
 
 
 class ReviewState(models.TextChoices):

@@ -11,14 +11,6 @@ MODES = ("shadow", "suggest", "approve", "autonomous")
 VERDICTS = ("pass", "review", "block")
 
 
-def effective_mode(*, automation_mode: str, policy_mode: str | None) -> str:
-    """The segment policy's mode when it sets one, else the automation's."""
-    mode = policy_mode or automation_mode
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    return mode
-
-
 @dataclass(frozen=True)
 class Route:
     to_state: str

@@ -94,7 +94,7 @@ class RunDetailOut(Schema):
 
 
 def run_for_detail(run_id: str) -> Run | None:
-    """The run with id `run_id` (digits only) and all it shows, or None; at most six queries."""
+    """The run with id `run_id` (digits only) and all it shows, or None; at most five queries."""
     if not run_id.isascii() or not run_id.isdigit() or int(run_id) > MAX_RUN_ID:
         return None
     return (
@@ -106,7 +106,6 @@ def run_for_detail(run_id: str) -> Run | None:
             "action",
         )
         .prefetch_related(
-            "verdicts",
             Prefetch("model_calls", queryset=ModelCall.objects.order_by("created_at", "pk")),
             "transitions",
             "action__attempts",
@@ -140,10 +139,7 @@ def run_detail(run: Run) -> dict:
         "final_intent": run.final_intent,
         "decided_by": run.decided_by,
         "reason": run.reason,
-        "verdicts": [
-            {"check": v.check_name, "verdict": v.verdict, "reason": v.reason, "details": v.details}
-            for v in run.verdicts.all()
-        ],
+        "verdicts": run.verdicts,
         "model_calls": [
             {
                 "provider": c.provider,

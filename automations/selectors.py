@@ -85,7 +85,5 @@ def review_task_detail(task_id: int, user: AbstractBaseUser) -> ReviewTask:
         raise Http404("no such review task")
     if not reviewable_automations(user).filter(pk=task.automation_id).exists():
         raise PermissionDenied("you do not review this automation")
-    prefetch_related_objects(
-        [task], "automation__intents", "run__verdicts", "run__model_calls", "run__transitions"
-    )
+    prefetch_related_objects([task], "automation__intents", "run__model_calls", "run__transitions")
     return task

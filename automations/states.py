@@ -22,7 +22,8 @@ S = RunState
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.RECEIVED: frozenset({S.DECIDING, S.BLOCKED}),
-    S.DECIDING: frozenset({S.AWAITING_REVIEW, S.APPROVED, S.BLOCKED, S.RECORDED}),
+    # A decision that acts on its own goes straight to executing, its first attempt reserved.
+    S.DECIDING: frozenset({S.AWAITING_REVIEW, S.APPROVED, S.EXECUTING, S.BLOCKED, S.RECORDED}),
     S.AWAITING_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.RECORDED, S.BLOCKED}),
     S.APPROVED: frozenset({S.EXECUTING, S.HALTED}),
     S.EXECUTING: frozenset({S.EXECUTED, S.FAILED, S.HALTED}),
@@ -34,8 +35,6 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.COMPENSATED: frozenset(),
     S.RECORDED: frozenset(),
 }
-
-TERMINAL_STATES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
 
 
 class IllegalTransition(Exception):

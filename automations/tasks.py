@@ -1,9 +1,9 @@
-"""Celery tasks: take a run id, call one service, enqueue follow-ups on commit.
+"""Celery tasks: take a run id, call one service, enqueue follow-ups.
 
 Every task is safe to run twice (the services check the run's state under a
-guarded update), so all of them use acks_late and reject_on_worker_lost.
-Database hiccups are retried with backoff and jitter; anything else is a bug
-and surfaces.
+guarded update), so all of them use acks_late and reject_on_worker_lost; a
+message that is lost anyway is made good by the sweep. Database hiccups are
+retried with backoff and jitter; anything else is a bug and surfaces.
 """
 
 import logging
@@ -11,8 +11,10 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from automations.services import dispatch
 from automations.services.actions import action_attempt, action_compensate
-from automations.services.decisions import DecisionInProgress, run_advance
+from automations.services.decisions import run_advance
+from automations.services.recovery import sweep
 from automations.services.runs import worker_actor
 
 logger = logging.getLogger(__name__)
@@ -32,18 +34,9 @@ COMMON = {
 @shared_task(name="automations.decide_run", **COMMON)
 def decide_run(run_id: int) -> None:
     # Decides, then makes the first delivery attempt of an approved run (no execute hop).
-    try:
-        outcome = run_advance(run_id=run_id, actor=worker_actor())
-    except DecisionInProgress as busy:
-        if decide_run.request.is_eager:
-            # In process nobody else can be deciding it: a countdown would run at once, forever.
-            logger.warning("run %s: %s", run_id, busy)
-            return
-        # A twin delivery: look again once the other worker has finished or must have died.
-        decide_run.apply_async(args=[run_id], countdown=busy.countdown)
-        return
+    outcome = run_advance(run_id=run_id, actor=worker_actor())
     if outcome.kind == "retry":
-        execute_run.apply_async(args=[run_id], countdown=outcome.countdown)
+        dispatch.enqueue_execute(run_id, outcome.countdown)
 
 
 @shared_task(name="automations.execute_run", **COMMON)
@@ -51,9 +44,18 @@ def execute_run(run_id: int) -> None:
     outcome = action_attempt(run_id=run_id, actor=worker_actor())
     if outcome.kind == "retry":
         # A fresh message per attempt: the countdown comes from the adapter's backoff.
-        execute_run.apply_async(args=[run_id], countdown=outcome.countdown)
+        dispatch.enqueue_execute(run_id, outcome.countdown)
 
 
 @shared_task(name="automations.compensate_run", **COMMON)
 def compensate_run(run_id: int) -> None:
     action_compensate(run_id=run_id, actor=worker_actor())
+
+
+@shared_task(name="automations.sweep", acks_late=False, ignore_result=True)
+def sweep_runs() -> None:
+    # Not retried: the next beat sweeps again. acks_late off: a sweep lost with its worker
+    # is simply the next one.
+    result = sweep()
+    if result.dispatched:
+        logger.info("sweep: handed %s overdue run(s) to workers again", result.dispatched)

@@ -319,19 +319,13 @@ def vacuum_analyze() -> None:
 
 
 def claim_plan(automation_id: int) -> str:
-    """EXPLAIN of the service's one-statement claim, to show it walks the partial index."""
-    from datetime import timedelta
-
-    from django.db import connection
+    """EXPLAIN of the service's claim query, to show it walks the partial index."""
     from django.utils import timezone
 
-    from automations.services.review_statements import CLAIM_SQL
+    from automations.services.reviews import claimable_tasks
 
-    now = timezone.now()
-    params = {"automation": automation_id, "user": 0, "now": now, "until": now + timedelta(1)}
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + CLAIM_SQL, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+    query = claimable_tasks(automation_id, timezone.now()).order_by("created_at", "id")[:1]
+    return query.select_for_update(skip_locked=True).explain()
 
 
 class ServicesReviewer:

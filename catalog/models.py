@@ -65,6 +65,9 @@ class Automation(models.Model):
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices)
     data_classification = models.CharField(max_length=20, choices=DataClassification.choices)
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.SHADOW)
+    enabled = models.BooleanField(
+        default=True, help_text="Off: the kill switch for the whole automation."
+    )
     min_confidence = models.FloatField(
         default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
@@ -88,10 +91,6 @@ class Automation(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Bumped by database triggers (migration catalog 0003) whenever the
-    # automation, one of its intents, do-not-automate rules or segment policies
-    # is written, by any path: workers cache that configuration under it.
-    config_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     history = HistoricalRecords(m2m_fields=[reviewers])
 

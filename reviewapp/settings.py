@@ -125,32 +125,27 @@ TEMPLATES = [
     },
 ]
 
-# Database: DATABASE_URL, else SQLite under var/. PostgreSQL keeps connections
-# open (a new connection per request costs about 6 ms on this class of machine).
+# Database: DATABASE_URL, else SQLite under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}",
-        conn_max_age=envint("HANDRAIL_CONN_MAX_AGE", 600),
-        conn_health_checks=True,
-    )
-}
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # JIT compiling costs tens of milliseconds and pays off only for long analytic
-    # queries; the queue counts of the console cross its cost threshold.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
-    # Bind parameters on the server so psycopg prepares the statements a process
-    # repeats (after prepare_threshold runs): PostgreSQL then skips parse and plan.
-    # Django turns preparing off (prepare_threshold None) unless it is given here.
-    if envbool("HANDRAIL_DB_SERVER_SIDE_BINDING", True):
-        DATABASES["default"]["OPTIONS"].update(
-            {"server_side_binding": True, "prepare_threshold": 5}
-        )
-    # Django's backend, minus the health check round trip for a connection that
-    # answered within the last second (see reviewapp/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "reviewapp.postgresql"
+    # psycopg's pool keeps connections open across requests and tasks (a new
+    # connection costs about 6 ms); a connection that broke while the server was
+    # away is discarded when returned, and its replacement is made in the
+    # background. `timeout` bounds how long a request waits for one (then: 503).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "pool": {
+                "min_size": 1,
+                "max_size": envint("HANDRAIL_DB_POOL_SIZE", 4, minimum=1),
+                "timeout": envint("HANDRAIL_DB_POOL_TIMEOUT", 5, minimum=1),
+            },
+            # JIT compiling costs tens of milliseconds and pays off only for long
+            # analytic queries; the console's queue counts cross its cost threshold.
+            "options": "-c jit=off",
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
@@ -233,13 +228,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Celery: Redis as broker when REDIS_URL is set; otherwise tasks run in process.
+# Celery (read by reviewapp/celery.py, the official Django recipe): Redis as broker
+# when REDIS_URL is set; otherwise tasks run in process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # In process (no REDIS_URL) Celery still opens an in-memory broker connection to
 # serialise eager tasks; naming its host keeps kombu from warning about it.
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
-# kombu's Redis transport minus a client object per publish and ack (reviewapp/broker.py).
-CELERY_BROKER_TRANSPORT = "reviewapp.broker:Transport" if REDIS_URL else None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -248,11 +242,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("HANDRAIL_WORKER_PREFETCH", 4, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "handrail"
-# Celery's Django fixup closes every database connection before and after each task
-# unless DB_REUSE_MAX is set: a new PostgreSQL connection per task cost about 6 ms and a
-# backend fork, more than the task's own work. With it set, reviewapp/celery.py recycles
-# connections the way Django does per request (CONN_MAX_AGE, health checks, errors).
-CELERY_DB_REUSE_MAX = 2**62
+# Workers wait for a lost broker as long as it takes (Celery's default gives up after 100
+# tries), and a request publishing while it is down gives up fast: the sweep sends later.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 
 # Cache (rate limits, lease bookkeeping): Redis when REDIS_URL is set.
 CACHES = {
@@ -311,6 +305,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, HANDRAIL_MAX_EVENT_BYTES + 1)
 
 # `make demo` serves a webhook receiver at /demo/hooks/ (never in production).
 HANDRAIL_DEMO_RECEIVER = envbool("HANDRAIL_DEMO_RECEIVER", False)
+
+# Recovery: a run a lost message or a killed worker left behind is handed to a worker
+# again within this many seconds (services/recovery.py; the sweep runs every sixth of it).
+HANDRAIL_RECOVERY_SECONDS = envint("HANDRAIL_RECOVERY_SECONDS", 60, minimum=6)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-overdue-runs": {
+        "task": "automations.sweep",
+        "schedule": HANDRAIL_RECOVERY_SECONDS / 6,
+        "options": {"expires": HANDRAIL_RECOVERY_SECONDS / 6},
+    },
+}
 
 # Review.
 HANDRAIL_REVIEW_LEASE_SECONDS = envint("HANDRAIL_REVIEW_LEASE_SECONDS", 600, minimum=1)

@@ -5,7 +5,6 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from catalog.snapshots import automation_config_forget
 from reviewapp.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV, CeleryWorker
@@ -25,14 +24,6 @@ def _test_servers_allowed():
 def _fast_passwords(settings):
     """Factories and logins hash passwords; PBKDF2 is slow on purpose, tests need not be."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_config_cache():
-    """Rolled-back tests reuse automation ids (SQLite) with version 0: start each one empty."""
-    automation_config_forget()
-    yield
-    automation_config_forget()
 
 
 @pytest.fixture(autouse=True)

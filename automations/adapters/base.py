@@ -55,6 +55,10 @@ class Adapter(Protocol):
 
     name: str
 
+    def timeout_seconds(self, config: dict) -> float:
+        """The longest one attempt may take under `config`."""
+        ...
+
     def deliver(self, *, action: Action, run: Run, config: dict, body: dict) -> Delivery:
         """Make one attempt at the side effect; never raise for a network or receiver problem."""
         ...

@@ -178,6 +178,10 @@ class WebhookAdapter:
 
     name = "webhook"
 
+    def timeout_seconds(self, config: dict) -> float:
+        """The per-attempt timeout of `config` (10 s unless set)."""
+        return timeout_seconds(config)
+
     def deliver(self, *, action: Action, run: Run, config: dict, body: dict) -> Delivery:
         """One signed POST to the action url."""
         return webhook_post(

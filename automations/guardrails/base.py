@@ -2,14 +2,13 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
 from automations.models import Run, Verdict
-from catalog.models import Automation, SegmentPolicy
+from catalog.models import Automation
+from catalog.policy import Policy, policy_of
 
 STAGES = ("before", "after")  # before the model is called | on the validated decision
-_UNSET = object()
 
 
 @dataclass
@@ -21,20 +20,10 @@ class GuardrailContext:
     document: dict
     decision: dict | None = None
     now: datetime | None = None
-    # Today's model spend when the caller read it with the run; None: the budget check reads it.
-    spent_today: Decimal | None = None
-    _policy: object = field(default=_UNSET, init=False, repr=False, compare=False)
 
-    def segment_policy(self) -> SegmentPolicy | None:
-        """The policy for the run's segment, or None; reads prefetched `segments` when present."""
-        if self._policy is _UNSET:
-            segment = self.run.segment
-            self._policy = (
-                next((p for p in self.automation.segments.all() if p.key == segment), None)
-                if segment
-                else None
-            )
-        return self._policy
+    def policy(self) -> Policy:
+        """The kill switches and modes for the run's segment, from the loaded configuration."""
+        return policy_of(self.automation, self.run.segment)
 
 
 @dataclass

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from automations.providers import provider_for
 from automations.services.spend import spend_today
-from catalog.models import Provider
 
 from .base import GuardrailContext, passed, review
 
@@ -16,11 +16,9 @@ class BudgetCheck:
 
     def check(self, ctx: GuardrailContext):
         automation = ctx.automation
-        if automation.provider != Provider.OPENAI:
+        if not provider_for(automation).bills:
             return passed(self.name, f"provider {automation.provider} has no model cost")
-        spent = ctx.spent_today
-        if spent is None:
-            spent = spend_today(automation=automation, now=ctx.now or timezone.now())
+        spent = spend_today(automation_id=automation.pk, now=ctx.now or timezone.now())
         budget = Decimal(automation.daily_budget_usd)
         figures = f"{usd(spent)} of {usd(budget)}"
         details = {"spent_usd": str(spent), "budget_usd": str(budget)}

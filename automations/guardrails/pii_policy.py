@@ -5,7 +5,8 @@ from urllib.parse import urlparse
 from django.conf import settings
 
 from automations.pii import pii_redact
-from catalog.models import DataClassification, Provider
+from automations.providers import provider_for
+from catalog.models import DataClassification
 
 from .base import GuardrailContext, passed
 
@@ -30,7 +31,7 @@ class PiiPolicyCheck:
 
     def check(self, ctx: GuardrailContext):
         automation = ctx.automation
-        if automation.provider != Provider.OPENAI:
+        if not provider_for(automation).remote:
             return passed(
                 self.name, f"provider {automation.provider} runs locally: no redaction needed"
             )

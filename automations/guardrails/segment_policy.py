@@ -1,6 +1,4 @@
-"""Kill switch per segment: a switched-off segment blocks; otherwise report the effective mode."""
-
-from automations.routing import effective_mode
+"""Kill switches: a switched-off automation or segment blocks; otherwise report the mode."""
 
 from .base import GuardrailContext, block, passed
 
@@ -10,15 +8,17 @@ class SegmentPolicyCheck:
     stage = "before"
 
     def check(self, ctx: GuardrailContext):
-        automation_mode = ctx.automation.mode
-        policy = ctx.segment_policy()
-        if policy is None:
-            segment = ctx.run.segment
+        policy = ctx.policy()
+        if policy.switched_off:
+            return block(self.name, policy.switched_off, segment=policy.segment)
+        if policy.segment_enabled is None:
+            segment = policy.segment
             why = f"no policy for segment {segment}" if segment else "no segment"
             return passed(
-                self.name, f"{why}: mode {automation_mode} applies", effective_mode=automation_mode
+                self.name, f"{why}: mode {policy.mode} applies", effective_mode=policy.mode
             )
-        if not policy.enabled:
-            return block(self.name, f"segment {policy.key} is switched off", segment=policy.key)
-        mode = effective_mode(automation_mode=automation_mode, policy_mode=policy.mode or None)
-        return passed(self.name, f"segment {policy.key} is on: mode {mode}", effective_mode=mode)
+        return passed(
+            self.name,
+            f"segment {policy.segment} is on: mode {policy.mode}",
+            effective_mode=policy.mode,
+        )

@@ -36,5 +36,11 @@ class Provider(Protocol):
     """Turns one event document into a decision; never raises for model or network trouble."""
 
     name: str
+    # Whether the event leaves the machine (the PII policy redacts restricted data then).
+    remote: bool
+    # Whether calls cost money (the budget guardrail counts them).
+    bills: bool
+    # How many calls one decision may make at most, each within the latency budget.
+    attempts: int
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult: ...

@@ -40,6 +40,9 @@ class OpenAIProvider:
     """Asks a chat model for one JSON decision and validates it locally."""
 
     name = "openai"
+    remote = True
+    bills = True
+    attempts = ATTEMPTS
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
         call = ProviderCall(provider=self.name, model=automation.model)

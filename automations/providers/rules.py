@@ -17,6 +17,9 @@ class RulesProvider:
     """Evaluates automation.rules in order: `{when: {field, <operator>: operand}, intent, ...}`."""
 
     name = "rules"
+    remote = False
+    bills = False
+    attempts = 1
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
         started = time.monotonic()

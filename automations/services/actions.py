@@ -1,12 +1,12 @@
 """Turn an approved run into its one side effect, one delivery attempt at a time (layer 6).
 
-Each attempt is reserved in a transaction that holds the run's row lock (the
-action, the move to executing and an ActionAttempt row marked in flight),
-sent outside any transaction, then recorded. The reservation re-reads the
-kill switch and refuses while another attempt is in flight, so duplicate or
-concurrent tasks never send twice at once. The first attempt of a run the
-model approved is reserved in the decision's own transaction; every other
-attempt in a short one of its own (attempt_make).
+Each attempt is reserved in a short transaction (the action, the run moved to
+or kept in `executing` and held by this worker, and an ActionAttempt row
+marked in flight), sent outside any transaction, then recorded. The
+reservation re-reads the kill switches and modes and refuses while another
+worker holds the run, so duplicate or concurrent tasks never send twice at
+once. The first attempt of a run the model approved is reserved in the
+decision's own transaction (services/decisions.py).
 """
 
 import logging
@@ -15,25 +15,23 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from automations.adapters import Adapter, UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
-from automations.adapters.webhook import timeout_seconds
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
 from automations.services.runs import (
-    move_clauses,
-    move_params,
-    run_moved,
+    held_elsewhere,
+    hold,
+    run_due_later,
+    run_take_over,
     run_transition,
-    transition_refused,
 )
 from automations.states import IllegalTransition, RunState
-from catalog.models import Automation, Intent, Mode, SegmentPolicy
-from reviewapp.rows import insert_rows, insert_values, inserted
+from catalog.models import Intent
+from catalog.policy import policy_now
 
 logger = logging.getLogger(__name__)
 
@@ -41,29 +39,12 @@ DEFAULT_MAX_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 4.0
 BACKOFF_CAP_SECONDS = 900.0
 BACKOFF_FLOOR_SECONDS = 1.0
+# Added to an adapter's timeout for the work around the send.
+SENDING_LEASE_MARGIN_SECONDS = 10.0
 # Marks a reserved attempt whose answer is not recorded yet.
 IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
 DELIVERING = "delivering the action"  # the run's reason while its action is being sent
-# The modes in which Handrail itself acts; shadow and suggest never do.
-ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
-
-
-# Whether a run may act now, and the automation's mode and its segment's policy
-# (if any) that say why not: one prepared statement before every attempt. The
-# rule is SQL's alone (a switched-off segment, else the segment's mode if it sets
-# one, else the automation's, must be acting), so that the one-statement decision
-# (services/decisions.py) can make its writes depend on it; policy_block words it.
-_ACTING_LIST = ", ".join(f"'{mode}'" for mode in sorted(ACTING_MODES))
-EXECUTION_POLICY_SQL = f"""
-SELECT p.enabled IS NOT FALSE AND COALESCE(NULLIF(p.mode, ''), a.mode) IN ({_ACTING_LIST})
-       AS acting, a.mode, p.enabled, p.mode
-FROM {Run._meta.db_table} r
-JOIN {Automation._meta.db_table} a ON a.id = r.automation_id
-LEFT JOIN {SegmentPolicy._meta.db_table} p
-    ON p.automation_id = a.id AND p.key = r.segment AND r.segment <> ''
-WHERE r.id = %(run)s
-"""  # noqa: S608 (table names from the models, values bound)
 
 
 @dataclass(frozen=True)
@@ -90,6 +71,11 @@ def max_attempts(config: dict) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return DEFAULT_MAX_ATTEMPTS
+
+
+def sending_lease_seconds(adapter: Adapter, config: dict) -> float:
+    """How long a worker holds a run while it sends one attempt."""
+    return adapter.timeout_seconds(config) + SENDING_LEASE_MARGIN_SECONDS
 
 
 def run_reviewer(run: Run) -> str | None:
@@ -128,89 +114,6 @@ def intent_for(run: Run) -> Intent | None:
     return Intent.objects.filter(automation_id=run.automation_id, name=name).order_by().first()
 
 
-def execution_block(*, run: Run) -> str:
-    """Why the run may not act right now, read fresh from the database; "" when it may."""
-    with connection.cursor() as cursor:
-        cursor.execute(EXECUTION_POLICY_SQL, execution_policy_params(run))
-        return policy_block(run, *cursor.fetchone())
-
-
-def execution_policy_params(run: Run) -> dict:
-    return {"run": run.pk}
-
-
-def policy_block(
-    run: Run, acting: bool, mode: str, enabled: bool | None, policy_mode: str | None
-) -> str:
-    """Why the run may not act under this row of EXECUTION_POLICY_SQL; "" when it may."""
-    if acting:
-        return ""
-    if enabled is not None and not enabled:
-        return f"segment {run.segment} switched off after approval"
-    if policy_mode:
-        return f"segment {run.segment} switched to {policy_mode} mode after approval"
-    return f"the automation switched to {mode} mode after approval"
-
-
-def action_get_or_new(*, run: Run, adapter: str) -> tuple[Action, bool]:
-    """The run's one action, and whether it is new; its key is made once and kept for every attempt.
-
-    A new action is not saved yet: attempt_reserve inserts it once it knows how the
-    reservation ends, so it is written in one statement. Call it holding the run's
-    row lock: no other task can then be making the same action, and the unique
-    run_id settles anything the lock cannot.
-    """
-    # A run still approved has none: its action is made in the transaction that moves it
-    # on (to executing, halted or failed), so there is nothing to look for.
-    if run.state != RunState.APPROVED:
-        action = Action.objects.filter(run_id=run.pk).first()
-        if action is not None:
-            return action, False
-    return action_new(run=run, adapter=adapter), True
-
-
-def action_new(*, run: Run, adapter: str) -> Action:
-    """A new, unsaved action for `run`, with the idempotency key every attempt will carry."""
-    return Action(
-        run=run,
-        automation_id=run.automation_id,
-        adapter=adapter,
-        idempotency_key=f"act_{uuid.uuid4().hex}",
-    )
-
-
-def action_close(*, action: Action, state: str, error: str = "") -> None:
-    """Settle a pending action once; a settled action is left as it is."""
-    Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(
-        state=state, last_error=error, completed_at=timezone.now()
-    )
-
-
-def run_halt(*, run: Run, action: Action, actor: str, reason: str) -> AttemptOutcome:
-    """Halt the run and its action without sending anything."""
-    try:
-        with transaction.atomic():
-            run_transition(run=run, to_state=RunState.HALTED, actor=actor, reason=reason)
-            action_close(action=action, state=ActionState.HALTED, error=reason)
-    except IllegalTransition as exc:
-        return skip(str(exc))
-    logger.info("run %s halted before its action: %s", run.pk, reason)
-    return AttemptOutcome("halted", detail=reason)
-
-
-def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> AttemptOutcome:
-    """Fail the run and its action for good."""
-    try:
-        with transaction.atomic():
-            run_transition(run=run, to_state=RunState.FAILED, actor=actor, reason=reason)
-            if action is not None:
-                action_close(action=action, state=ActionState.FAILED, error=reason)
-    except IllegalTransition as exc:
-        return skip(str(exc))
-    logger.info("run %s failed its action: %s", run.pk, reason)
-    return AttemptOutcome("failed", detail=reason)
-
-
 @dataclass(frozen=True)
 class Reserved:
     """An attempt written as in flight; send it once the reserving transaction has committed."""
@@ -221,317 +124,119 @@ class Reserved:
     config: dict
 
 
-def attempt_reserve_locked(
-    *, run: Run, intent: Intent | None, actor: str
-) -> Reserved | AttemptOutcome:
-    """Reserve the next attempt of `run`, whose row the caller's transaction has locked.
+def attempt_first(
+    *, run: Run, intent: Intent, adapter: Adapter, actor: str, fields: dict | None = None
+) -> Reserved:
+    """Move a run that may act now to executing, with its new action and first attempt.
 
-    `run.state` must be what the caller read under that lock, approved or
-    executing; `intent` is the catalog intent its final intent names (None
-    when there is none). In order: an intent without adapter settles the run
-    (nothing to send), its one action is made or read, no other attempt may be
-    in flight, the kill switch and mode are re-read (a switched-off run is
-    halted, never sent), an approved run moves to executing, a problem (no
-    intent, unknown adapter) fails it, and the attempt row is written marked
-    in flight. The decision's own transaction calls it for a run it has just
-    approved; attempt_make calls it for every other attempt.
+    For a run in `deciding` (the decision's own transaction, `fields` carrying
+    the decision) or `approved` (locked by the caller). The caller has checked
+    the kill switches and modes in the same transaction.
     """
-    if intent is not None and not intent.action_adapter:
-        return run_without_action(run=run, intent=intent, actor=actor)
-    adapter, problem = None, ""
-    if intent is None:
-        name = (run.final_intent or {}).get("intent")
-        problem = f"intent {name} no longer exists" if name else "the run has no final intent"
-    else:
-        try:
-            adapter = adapter_for(intent.action_adapter)
-        except UnknownAdapter as exc:
-            problem = str(exc)
-    config = (intent.action_config or {}) if intent else {}
+    config = intent.action_config or {}
     now = timezone.now()
-    action, created = action_get_or_new(run=run, adapter=intent.action_adapter if intent else "")
-    if action.state != ActionState.PENDING:
-        return skip(f"action is {action.state}")
-    last = None if created else action.attempts.order_by("-number").first()
-    if last is not None and last.status_code is None and last.error == IN_FLIGHT:
-        lost_after = timedelta(seconds=4 * timeout_seconds(config) + 30)
-        if now - last.started_at < lost_after:
-            # Another task is sending; come back once it must have answered or died.
-            wait = (last.started_at + lost_after - now).total_seconds()
-            return AttemptOutcome("retry", countdown=wait, detail="an attempt is in flight")
-        ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
-    block = execution_block(run=run)
-    if created and (block or problem):
-        insert_rows([action])  # kept, halted or failed, with the run
-    if block:
-        return run_halt(run=run, action=action, actor=actor, reason=block)
-    if created and not problem and run.state == RunState.APPROVED and _postgresql():
-        # The common case, every autonomous decision's: one statement instead of three.
-        attempt = ActionAttempt(action=action, number=1, started_at=now, error=IN_FLIGHT)
-        _reserve_first_postgresql(run=run, action=action, attempt=attempt, actor=actor, now=now)
-        return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
-    if run.state == RunState.APPROVED:
-        run_transition(run=run, to_state=RunState.EXECUTING, actor=actor, reason=DELIVERING)
-    if problem:
-        return run_fail(run=run, action=action, actor=actor, reason=problem)
-    number = (last.number if last else 0) + 1
-    limit = max_attempts(config)
-    if number > limit:
-        return run_fail(
-            run=run,
-            action=action,
-            actor=actor,
-            reason=f"gave up after {limit} attempts: {action.last_error or LOST}",
-        )
-    action.attempt_count = number
-    if created:
-        insert_rows([action])
-    else:
-        Action.objects.filter(pk=action.pk).update(attempt_count=number)
-    attempt = ActionAttempt(action=action, number=number, started_at=now, error=IN_FLIGHT)
-    insert_rows([attempt])
-    return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
-
-
-def _postgresql() -> bool:
-    return transaction.get_connection().vendor == "postgresql"
-
-
-def _reserve_first_postgresql(
-    *, run: Run, action: Action, attempt: ActionAttempt, actor: str, now
-) -> None:
-    """Move an approved run to executing and write its new action and first attempt, at once.
-
-    The action is inserted from the moved row and the attempt from the action,
-    so a run that was not approved any more gets nothing (the caller holds its
-    row lock, so it was).
-    """
-    connection = transaction.get_connection()
-    values = {"state": RunState.EXECUTING, "reason": DELIVERING}
-    params = move_params(
-        run_id=run.pk,
-        from_state=run.state,
+    run_transition(
+        run=run,
         to_state=RunState.EXECUTING,
         actor=actor,
         reason=DELIVERING,
-        values=values,
-        connection=connection,
-        at=now,
+        fields={**(fields or {}), **hold(sending_lease_seconds(adapter, config), now=now)},
     )
-    columns, rows_params = first_attempt_params(action, attempt, connection)
-    sql = (
-        f"WITH {move_clauses(('state', 'reason'))}, {first_attempt_clauses(*columns)}"  # noqa: S608
-        " SELECT action.id, attempt.id FROM action, attempt"
+    action = Action.objects.create(
+        run=run,
+        automation_id=run.automation_id,
+        adapter=adapter.name,
+        idempotency_key=f"act_{uuid.uuid4().hex}",
+        attempt_count=1,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params | rows_params)
-        row = cursor.fetchone()
-    if row is None:
-        raise transition_refused(run.pk, RunState.EXECUTING)
-    first_attempt_inserted(action, attempt, row)
-    run_moved(run, values, now)
-
-
-def first_attempt_params(action: Action, attempt: ActionAttempt, connection) -> tuple:
-    """((action columns, attempt columns), named values) for first_attempt_clauses."""
-    action.attempt_count = attempt.number
-    # Left out, so NULL: a new action is not completed, an attempt in flight has no status.
-    action_columns, action_values = insert_values(action, connection, skip=("run", "completed_at"))
-    attempt_columns, attempt_values = insert_values(
-        attempt, connection, skip=("action", "number", "status_code")
-    )
-    params = {f"action{n}": value for n, value in enumerate(action_values)}
-    params |= {f"attempt{n}": value for n, value in enumerate(attempt_values)}
-    return (tuple(action_columns), tuple(attempt_columns)), params
-
-
-@cache
-def first_attempt_clauses(action_columns: tuple[str, ...], attempt_columns: tuple[str, ...]) -> str:
-    """WITH clauses (PostgreSQL) writing a new action from `moved` and its attempt from it.
-
-    Nothing is written when `moved` (runs.move_clauses) moved nothing; `action`
-    and `attempt` hold the new keys. The attempt's number is the action's count.
-    """
-
-    def placeholders(prefix: str, count: int) -> str:
-        return ", ".join(f"%({prefix}{n})s" for n in range(count))
-
-    run_column = Action._meta.get_field("run").column
-    count_column = Action._meta.get_field("attempt_count").column
-    action_column = ActionAttempt._meta.get_field("action").column
-    number_column = ActionAttempt._meta.get_field("number").column
-    return (
-        f"action AS (INSERT INTO {Action._meta.db_table}"  # noqa: S608 (model names, values bound)
-        f" ({run_column}, {', '.join(action_columns)})"
-        f" SELECT moved.id, {placeholders('action', len(action_columns))} FROM moved"
-        f" RETURNING id, {count_column}),"
-        f" attempt AS (INSERT INTO {ActionAttempt._meta.db_table}"
-        f" ({action_column}, {number_column}, {', '.join(attempt_columns)})"
-        f" SELECT action.id, action.{count_column},"
-        f" {placeholders('attempt', len(attempt_columns))} FROM action"
-        " RETURNING id)"
-    )
-
-
-def first_attempt_inserted(action: Action, attempt: ActionAttempt, ids) -> None:
-    """Mark the action and attempt saved with the keys `action` and `attempt` returned."""
-    inserted([action], [ids[0]])
-    attempt.action = action  # now with its key
-    inserted([attempt], [ids[1]])
-
-
-def attempt_record(
-    *,
-    run: Run,
-    action: Action,
-    attempt: ActionAttempt,
-    delivery: Delivery,
-    duration_ms: int,
-    config: dict,
-    actor: str,
-) -> AttemptOutcome:
-    """Record what the attempt came to and move the run accordingly."""
-    number = attempt.number
-    logger.info(
-        "run %s action %s attempt %s: %s",
-        run.pk,
-        action.idempotency_key,
-        number,
-        delivery.status_code or delivery.error,
-    )
-    if delivery.ok and transaction.get_connection().vendor == "postgresql":
-        return _record_delivered_postgresql(
-            run=run,
-            action=action,
-            attempt=attempt,
-            delivery=delivery,
-            duration_ms=duration_ms,
-            actor=actor,
-        )
-    with transaction.atomic():
-        ActionAttempt.objects.filter(pk=attempt.pk).update(
-            duration_ms=duration_ms,
-            status_code=delivery.status_code,
-            error=delivery.error,
-            response_excerpt=delivery.response_excerpt,
-            retryable=delivery.retryable,
-        )
-        if delivery.ok:
-            action_close(action=action, state=ActionState.SUCCEEDED)
-            reason = f"delivered: receiver answered {delivery.status_code}"
-            try:
-                run_transition(run=run, to_state=RunState.EXECUTED, actor=actor, reason=reason)
-            except IllegalTransition as exc:
-                return skip(str(exc))
-            return AttemptOutcome("done", detail=reason)
-        Action.objects.filter(pk=action.pk).update(last_error=delivery.error)
-        if delivery.retryable and number < max_attempts(config):
-            countdown = retry_countdown(number)
-            return AttemptOutcome("retry", countdown=countdown, detail=delivery.error)
-        reason = delivery.error
-        if delivery.retryable:
-            reason = f"gave up after {number} attempts: {delivery.error}"
-        return run_fail(run=run, action=action, actor=actor, reason=reason)
-
-
-# A delivered attempt in one statement (the common case, once per autonomous
-# decision): the attempt's answer, the action succeeded, and the run executed
-# with its transition if it is still executing (as the ORM path below, the
-# answer is kept even when the run moved on meanwhile).
-DELIVERED_SQL = """
-WITH moved AS (
-    UPDATE automations_run SET state = 'executed', reason = %(reason)s, updated_at = %(now)s
-    WHERE id = %(run)s AND state = 'executing'
-    RETURNING id
-), attempt AS (
-    UPDATE automations_actionattempt
-    SET duration_ms = %(duration_ms)s, status_code = %(status_code)s, error = %(error)s,
-        response_excerpt = %(excerpt)s, retryable = %(retryable)s
-    WHERE id = %(attempt)s
-), action AS (
-    UPDATE automations_action SET state = 'succeeded', last_error = '', completed_at = %(now)s
-    WHERE id = %(action)s AND state = 'pending'
-)
-INSERT INTO automations_runtransition (run_id, from_state, to_state, actor, reason, at)
-SELECT id, 'executing', 'executed', %(actor)s, %(reason)s, %(now)s FROM moved
-RETURNING id
-"""
-
-
-def _record_delivered_postgresql(
-    *,
-    run: Run,
-    action: Action,
-    attempt: ActionAttempt,
-    delivery: Delivery,
-    duration_ms: int,
-    actor: str,
-) -> AttemptOutcome:
-    reason = f"delivered: receiver answered {delivery.status_code}"
-    params = {
-        "run": run.pk,
-        "attempt": attempt.pk,
-        "action": action.pk,
-        "duration_ms": duration_ms,
-        "status_code": delivery.status_code,
-        "error": delivery.error,
-        "excerpt": delivery.response_excerpt,
-        "retryable": delivery.retryable,
-        "reason": reason,
-        "actor": actor,
-        "now": timezone.now(),
-    }
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(DELIVERED_SQL, params)
-        moved = cursor.fetchone() is not None
-    if not moved:
-        return skip(str(transition_refused(run.pk, RunState.EXECUTED)))
-    run.state, run.reason = RunState.EXECUTED, reason
-    return AttemptOutcome("done", detail=reason)
+    attempt = ActionAttempt.objects.create(action=action, number=1, started_at=now, error=IN_FLIGHT)
+    return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
 
 
 def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
     """Make at most one delivery attempt for an approved or executing run.
 
-    Never sends when the run is in any other state, when its segment or mode
-    was switched off since approval (the run is halted instead), or while
-    another attempt is in flight.
+    Never sends when the run is in any other state, when it was switched off
+    or its mode stopped acting since approval (the run is halted instead), or
+    while another worker holds it. The reservation is a short transaction
+    holding the run's row lock; a twin task waits on the lock, then sees what
+    this one did.
     """
-    run = Run.objects.select_related("automation").filter(pk=run_id).first()
-    if run is None:
-        return skip("run is gone")
-    if run.state not in (RunState.APPROVED, RunState.EXECUTING):
-        return skip(f"run is {run.state}")
-    return attempt_make(run=run, intent=intent_for(run), actor=actor)
-
-
-def attempt_make(*, run: Run, intent: Intent | None, actor: str) -> AttemptOutcome:
-    """Make at most one delivery attempt for `run`, read moments ago in approved or executing.
-
-    `intent` is the catalog intent its final intent names (None when there is none).
-    The attempt is reserved in one short transaction under the run's row lock,
-    which re-reads everything that decides whether to send (state, action,
-    attempt in flight, kill switch, mode); a twin task waits on the lock and
-    then sees what this one did. The unique constraints settle anything the
-    lock cannot (SQLite), and the loser of such a race changes nothing.
-    """
-    try:
-        with transaction.atomic():
-            state = (
-                Run.objects.select_for_update()
-                .filter(pk=run.pk)
-                .values_list("state", flat=True)
-                .first()
-            )
-            if state not in (RunState.APPROVED, RunState.EXECUTING):
-                return skip(f"run is {state or 'gone'}")
-            run.state = state
-            reserved = attempt_reserve_locked(run=run, intent=intent, actor=actor)
-    except IntegrityError:
-        return skip("a concurrent task reserved this attempt first")
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("automation")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None:
+            return skip("run is gone")
+        if run.state not in (RunState.APPROVED, RunState.EXECUTING):
+            return skip(f"run is {run.state}")
+        if held_elsewhere(run):
+            return skip("another worker is sending it")
+        reserved = _reserve(run=run, intent=intent_for(run), actor=actor)
     if isinstance(reserved, AttemptOutcome):
         return reserved
     return attempt_send(run=run, reserved=reserved, actor=actor)
+
+
+def _reserve(*, run: Run, intent: Intent | None, actor: str) -> Reserved | AttemptOutcome:
+    """Reserve the next attempt of `run`, locked by the caller in approved or executing."""
+    if intent is not None and not intent.action_adapter:
+        return run_without_action(run=run, intent=intent, actor=actor)
+    action = Action.objects.filter(run_id=run.pk).first()
+    block = policy_now(automation_id=run.automation_id, segment=run.segment).why_not()
+    if block:
+        return run_halt(run=run, action=action, actor=actor, reason=f"{block} after approval")
+    try:
+        adapter = _adapter(run, intent)
+    except LookupError as problem:
+        return run_fail(run=run, action=action, actor=actor, reason=str(problem))
+    if action is None:
+        return attempt_first(run=run, intent=intent, adapter=adapter, actor=actor)
+    return _attempt_next(run=run, action=action, intent=intent, adapter=adapter, actor=actor)
+
+
+def _adapter(run: Run, intent: Intent | None) -> Adapter:
+    """The adapter the run's intent names; LookupError saying why there is none."""
+    if intent is None:
+        name = (run.final_intent or {}).get("intent")
+        raise LookupError(
+            f"intent {name} no longer exists" if name else "the run has no final intent"
+        )
+    try:
+        return adapter_for(intent.action_adapter)
+    except UnknownAdapter as exc:
+        raise LookupError(str(exc)) from None
+
+
+def _attempt_next(
+    *, run: Run, action: Action, intent: Intent, adapter: Adapter, actor: str
+) -> Reserved | AttemptOutcome:
+    """Reserve a retry of an executing run's action (or resend one its lost worker left)."""
+    if action.state != ActionState.PENDING:
+        return skip(f"action is {action.state}")
+    if not run.held_by and run.due_at is not None and run.due_at > timezone.now():
+        return skip(f"its next attempt is due at {run.due_at:%H:%M:%S}")
+    config = intent.action_config or {}
+    last = action.attempts.order_by("-number").first()
+    if last is not None and last.error == IN_FLIGHT:
+        ActionAttempt.objects.filter(pk=last.pk).update(error=LOST, retryable=True)
+        action.last_error = LOST
+    number = action.attempt_count + 1
+    limit = max_attempts(config)
+    if number > limit:
+        reason = f"gave up after {limit} attempts: {action.last_error or LOST}"
+        return run_fail(run=run, action=action, actor=actor, reason=reason)
+    if not run_take_over(run=run, seconds=sending_lease_seconds(adapter, config)):
+        return skip("another worker took it over")
+    Action.objects.filter(pk=action.pk).update(attempt_count=number)
+    action.attempt_count = number
+    attempt = ActionAttempt.objects.create(
+        action=action, number=number, started_at=timezone.now(), error=IN_FLIGHT
+    )
+    return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
 
 
 def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
@@ -541,15 +246,83 @@ def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
     started = time.monotonic()
     delivery = reserved.adapter.deliver(action=action, run=run, config=config, body=body)
     duration_ms = int((time.monotonic() - started) * 1000)
-    return attempt_record(
-        run=run,
-        action=action,
-        attempt=reserved.attempt,
-        delivery=delivery,
-        duration_ms=duration_ms,
-        config=config,
-        actor=actor,
+    logger.info(
+        "run %s action %s attempt %s: %s",
+        run.pk,
+        action.idempotency_key,
+        reserved.attempt.number,
+        delivery.status_code or delivery.error,
     )
+    return attempt_record(
+        run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
+    )
+
+
+@transaction.atomic
+def attempt_record(
+    *, run: Run, reserved: Reserved, delivery: Delivery, duration_ms: int, actor: str
+) -> AttemptOutcome:
+    """Record what the attempt came to and move the run accordingly."""
+    action, attempt = reserved.action, reserved.attempt
+    ActionAttempt.objects.filter(pk=attempt.pk).update(
+        duration_ms=duration_ms,
+        status_code=delivery.status_code,
+        error=delivery.error,
+        response_excerpt=delivery.response_excerpt,
+        retryable=delivery.retryable,
+    )
+    if delivery.ok:
+        reason = f"delivered: receiver answered {delivery.status_code}"
+        try:
+            run_transition(run=run, to_state=RunState.EXECUTED, actor=actor, reason=reason)
+        except IllegalTransition as exc:
+            return skip(str(exc))  # the answer is kept; the run moved on meanwhile
+        action_close(action=action, state=ActionState.SUCCEEDED)
+        return AttemptOutcome("done", detail=reason)
+    Action.objects.filter(pk=action.pk).update(last_error=delivery.error)
+    if delivery.retryable and attempt.number < max_attempts(reserved.config):
+        countdown = retry_countdown(attempt.number)
+        run_due_later(run=run, due_at=timezone.now() + timedelta(seconds=countdown))
+        return AttemptOutcome("retry", countdown=countdown, detail=delivery.error)
+    reason = delivery.error
+    if delivery.retryable:
+        reason = f"gave up after {attempt.number} attempts: {delivery.error}"
+    return run_fail(run=run, action=action, actor=actor, reason=reason)
+
+
+def action_close(*, action: Action, state: str, error: str = "") -> None:
+    """Settle a pending action once; a settled action is left as it is."""
+    Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(
+        state=state, last_error=error, completed_at=timezone.now()
+    )
+
+
+def run_halt(*, run: Run, action: Action | None, actor: str, reason: str) -> AttemptOutcome:
+    """Halt the run and its action without sending anything."""
+    try:
+        with transaction.atomic():
+            run_transition(run=run, to_state=RunState.HALTED, actor=actor, reason=reason)
+            if action is not None:
+                action_close(action=action, state=ActionState.HALTED, error=reason)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    logger.info("run %s halted before its action: %s", run.pk, reason)
+    return AttemptOutcome("halted", detail=reason)
+
+
+def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> AttemptOutcome:
+    """Fail the run and its action for good."""
+    try:
+        with transaction.atomic():
+            if run.state == RunState.APPROVED:
+                run_transition(run=run, to_state=RunState.EXECUTING, actor=actor, reason=reason)
+            run_transition(run=run, to_state=RunState.FAILED, actor=actor, reason=reason)
+            if action is not None:
+                action_close(action=action, state=ActionState.FAILED, error=reason)
+    except IllegalTransition as exc:
+        return skip(str(exc))
+    logger.info("run %s failed its action: %s", run.pk, reason)
+    return AttemptOutcome("failed", detail=reason)
 
 
 def run_without_action(*, run: Run, intent: Intent, actor: str) -> AttemptOutcome:

@@ -1,19 +1,75 @@
-"""Enqueue pipeline work. Call these from `transaction.on_commit`, never before commit."""
+"""Enqueue pipeline work. Call these from `transaction.on_commit`, never before commit.
+
+A message only says "look at this run now": the run's state in the database
+is the record. When the broker cannot take a message, the run stays where it
+is, due (Run.due_at), and the sweep (services/recovery.py) enqueues it again
+once the broker is back; whatever stored the run still succeeds.
+"""
+
+import logging
+
+import kombu.exceptions
+import redis.exceptions
+
+logger = logging.getLogger(__name__)
+
+# What publishing raises while the broker is down or unreachable.
+BROKER_ERRORS = (
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+)
 
 
-def enqueue_decide(run_id: int) -> None:
+class BrokerUnavailable(Exception):
+    """The broker did not answer."""
+
+
+def queue_length() -> int:
+    """How many messages wait in the pipeline's queue (0 when tasks run in process)."""
+    from reviewapp.celery import app
+
+    if app.conf.task_always_eager:
+        return 0
+    try:
+        with app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(
+                queue=app.conf.task_default_queue, passive=True
+            )
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(str(exc)) from exc
+    return declared.message_count
+
+
+def enqueue_decide(run_id: int) -> bool:
     from automations.tasks import decide_run
 
-    decide_run.apply_async(args=[run_id])
+    return _send(decide_run, run_id)
 
 
-def enqueue_execute(run_id: int, countdown: float = 0) -> None:
+def enqueue_execute(run_id: int, countdown: float = 0) -> bool:
     from automations.tasks import execute_run
 
-    execute_run.apply_async(args=[run_id], countdown=countdown or None)
+    return _send(execute_run, run_id, countdown)
 
 
-def enqueue_compensate(run_id: int) -> None:
+def enqueue_compensate(run_id: int) -> bool:
     from automations.tasks import compensate_run
 
-    compensate_run.apply_async(args=[run_id])
+    return _send(compensate_run, run_id)
+
+
+def _send(task, run_id: int, countdown: float = 0) -> bool:
+    """Publish `task(run_id)`; False when the broker could not take it (the sweep will)."""
+    if task.app.conf.task_always_eager:
+        task.apply_async(args=[run_id], countdown=countdown or None)  # runs here and now
+        return True
+    try:
+        task.apply_async(args=[run_id], countdown=countdown or None)
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "broker unavailable (%s): run %s waits for the sweep", type(exc).__name__, run_id
+        )
+        return False
+    return True

@@ -23,14 +23,8 @@ from django.utils import timezone
 
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
 from automations.services import dispatch
-from automations.services.review_statements import (
-    CLAIM_SQL,
-    DECIDE_AND_CLAIM_SQL,
-    DECIDE_READ_SQL,
-    DECIDE_WRITE_SQL,
-)
 from automations.services.runs import run_transition
-from automations.states import IllegalTransition, RunState, check_transition
+from automations.states import IllegalTransition, RunState
 from catalog.models import Automation, Intent, Role
 from catalog.selectors import has_role, reviewable_automations
 
@@ -115,31 +109,7 @@ def _held_if_allowed(
     return None if rows[0] is None else ReviewTask.objects.get(pk=rows[0])
 
 
-def _review_tasks(cursor) -> list[tuple[bool, ReviewTask]]:
-    """The (decided, task) rows of a review statement, as models (cheaper than raw())."""
-    alias = cursor.db.alias
-    return [(row[0], ReviewTask.from_db(alias, None, row[1:])) for row in cursor.fetchall()]
-
-
-def _claim_postgresql(
-    *, user: AbstractBaseUser, automation_id: int, now: datetime
-) -> ReviewTask | None:
-    params = {
-        "automation": automation_id,
-        "user": user.pk,
-        "now": now,
-        "until": now + lease_duration(),
-    }
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(CLAIM_SQL, params)
-        rows = _review_tasks(cursor)
-    if not rows:
-        review_check_access(user=user, automation_id=automation_id)  # else: queue empty
-        return None
-    return rows[0][1]
-
-
-def _claim_orm(*, user: AbstractBaseUser, automation_id: int, now: datetime):
+def _claim(*, user: AbstractBaseUser, automation_id: int, now: datetime):
     with transaction.atomic():
         held = _held_if_allowed(user=user, automation_id=automation_id, now=now)
         if held is not None:
@@ -168,15 +138,13 @@ def review_claim_next(
     Returns the user's own live claim on this queue if there is one (one task
     at a time per queue), None when the queue is empty; PermissionDenied if
     the user may not work it. On PostgreSQL concurrent claimers skip each
-    other's locked rows in a single statement; on SQLite the IMMEDIATE
-    transaction serialises writers.
+    other's locked rows (SKIP LOCKED); on SQLite the IMMEDIATE transaction
+    serialises writers.
     """
     now = now or timezone.now()
     if not has_role(user, Role.REVIEWER, Role.ADMIN):
         raise PermissionDenied("you do not review this automation")
-    if transaction.get_connection().vendor == "postgresql":
-        return _claim_postgresql(user=user, automation_id=automation.pk, now=now)
-    return _claim_orm(user=user, automation_id=automation.pk, now=now)
+    return _claim(user=user, automation_id=automation.pk, now=now)
 
 
 def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
@@ -433,22 +401,20 @@ def review_decide_and_claim_next(
 ) -> tuple[ReviewTask, ReviewTask | None]:
     """review_decide, then lease the next task of the same queue: (decided, next or None).
 
-    The console's submit. On PostgreSQL the decision and the claim are one
-    statement, one commit; the claim happens only if the decision was
-    written, so any refusal leaves both undone.
+    The console's submit: the decision and the claim are one transaction; the
+    claim happens only if the decision was written, so any refusal leaves both
+    undone.
     """
     decision = _Decision(action, arguments, intent, reject_reason, note or "")
     return _decide(task_id, user, now or timezone.now(), decision, claim_next=True)
 
 
 def _decide(task_id: int, user, now: datetime, decision: _Decision, *, claim_next: bool):
-    if transaction.get_connection().vendor == "postgresql":
-        return _decide_postgresql(task_id, user, now, decision, claim_next=claim_next)
     with transaction.atomic():
-        decided = _decide_orm(task_id=task_id, user=user, now=now, decision=decision)
+        decided = _decide_locked(task_id=task_id, user=user, now=now, decision=decision)
         following = None
         if claim_next:
-            following = _claim_orm(user=user, automation_id=decided.automation_id, now=now)
+            following = _claim(user=user, automation_id=decided.automation_id, now=now)
     return decided, following
 
 
@@ -456,7 +422,7 @@ def _run_reason(outcome: str, reject_reason: str) -> str:
     return f"review: {outcome}" + (f" ({reject_reason})" if reject_reason else "")
 
 
-def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: _Decision):
+def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: _Decision):
     with transaction.atomic():
         task = _lock_open_task(task_id=task_id, user=user, now=now)
         run = task.run
@@ -508,93 +474,3 @@ def _decide_orm(*, task_id: int, user: AbstractBaseUser, now: datetime, decision
                 f"the run is {exc.from_state} now, no longer awaiting review"
             ) from None
     return task
-
-
-def _json_param(value) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _json_column(value):
-    """A jsonb column read through a raw cursor: Django hands it over as text."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _decide_postgresql(task_id: int, user, now: datetime, decision: _Decision, *, claim_next):
-    if not has_role(user, Role.REVIEWER, Role.ADMIN):
-        raise PermissionDenied("you do not review this automation")
-    connection = transaction.get_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(DECIDE_READ_SQL, {"task": task_id, "user": user.pk})
-        row = cursor.fetchone()
-    if row is None:
-        raise ReviewTask.DoesNotExist(f"no review task {task_id}")
-    state, outcome_before, holder_id, lease_expires_at, kind, automation_id = row[:6]
-    run_id, proposed, allowed, proposed_schema = row[6:]
-    _check_holder(
-        state=state,
-        outcome=outcome_before,
-        holder_id=holder_id,
-        lease_expires_at=lease_expires_at,
-        allowed=allowed,
-        user=user,
-        now=now,
-    )
-    proposed = _json_column(proposed)
-    open_task = _OpenTask(
-        task_id=task_id,
-        run_id=run_id,
-        automation_id=automation_id,
-        kind=kind,
-        proposed=proposed or {},
-        proposed_schema=_json_column(proposed_schema),
-    )
-    outcome, final = _decision(open_task=open_task, decision=decision)
-    reject_reason = decision.reject_reason if outcome == ReviewOutcome.REJECTED else ""
-    to_state = RUN_STATE_AFTER[outcome]
-    check_transition(RunState.AWAITING_REVIEW, to_state)
-    params = {
-        "task": task_id,
-        "run": run_id,
-        "user": user.pk,
-        "now": now,
-        "outcome": outcome,
-        "reject_reason": reject_reason,
-        "note": decision.note,
-        "model_intent": _json_param(proposed),
-        "final": _json_param(final),
-        "diff": _json_param(intent_diff(proposed, final)),
-        "from_state": RunState.AWAITING_REVIEW,
-        "to_state": to_state,
-        "actor": f"user:{user.get_username()}",
-        "reason": _run_reason(outcome, reject_reason),
-    }
-    sql = DECIDE_WRITE_SQL
-    if claim_next:
-        sql = DECIDE_AND_CLAIM_SQL
-        params |= {"automation": automation_id, "until": now + lease_duration()}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = _review_tasks(cursor)
-    decided = next((task for is_decided, task in rows if is_decided), None)
-    if decided is None:
-        _refusal_after_write(task_id=task_id, run_id=run_id, user=user, now=now)
-    if to_state == RunState.APPROVED:
-        transaction.on_commit(lambda: dispatch.enqueue_execute(run_id))
-    following = next((task for is_decided, task in rows if not is_decided), None)
-    return decided, following
-
-
-def _refusal_after_write(*, task_id: int, run_id: int, user: AbstractBaseUser, now: datetime):
-    """Raise why a decision that passed its checks wrote nothing: something moved in between."""
-    task = ReviewTask.objects.get(pk=task_id)
-    _check_holder(
-        state=task.state,
-        outcome=task.outcome,
-        holder_id=task.claimed_by_id,
-        lease_expires_at=task.lease_expires_at,
-        allowed=True,
-        user=user,
-        now=now,
-    )
-    state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
-    raise RunNotAwaitingReview(f"the run is {state or 'gone'} now, no longer awaiting review")

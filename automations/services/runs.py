@@ -1,19 +1,67 @@
-"""The one place a run changes state."""
+"""The one place a run's state changes, and where a run is opened and held by a worker.
 
+A run that a worker must still move (received, deciding, approved, executing)
+carries `due_at`: the time by which it should have moved on. A queued run is
+due a grace period after it got there (its message may still be waiting in
+the queue); a run a worker holds while deciding it or sending its action is
+due when the longest that work may take is over; a run waiting for a retry,
+when the retry is. Past `due_at` the sweep (services/recovery.py) hands it to
+a worker again, so a lost message or a killed worker delays a run, never
+strands it.
+"""
+
+import os
 import socket
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import cache
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from automations.models import Run, RunTransition
-from automations.states import IllegalTransition, check_transition
+from automations.models import Event, Run, RunTransition
+from automations.states import IllegalTransition, RunState, check_transition
+
+# The states a worker, not a person, must move a run out of.
+IN_FLIGHT_STATES = frozenset(
+    {RunState.RECEIVED, RunState.DECIDING, RunState.APPROVED, RunState.EXECUTING}
+)
 
 
+@cache
 def worker_actor() -> str:
-    """The actor name a Celery worker or command records on the transitions it makes."""
-    return f"worker:{socket.gethostname()}"
+    """The name a worker process records on the transitions it makes and the runs it holds."""
+    return f"worker:{socket.gethostname()}:{os.getpid()}"
+
+
+def queued_due(now: datetime) -> datetime:
+    """When a run waiting for its message is due: half the recovery bound from now."""
+    return now + timedelta(seconds=settings.HANDRAIL_RECOVERY_SECONDS / 2)
+
+
+def hold(seconds: float, *, now: datetime | None = None) -> dict:
+    """The fields that mark a run held by this worker for `seconds` (for run_transition)."""
+    return {
+        "held_by": worker_actor(),
+        "due_at": (now or timezone.now()) + timedelta(seconds=seconds),
+    }
+
+
+def run_open(*, event: Event, actor: str) -> Run:
+    """Create the run of a new event in `received`, with its first transition."""
+    run = Run.objects.create(
+        event=event,
+        automation_id=event.automation_id,
+        segment=event.segment,
+        trace_id=event.trace_id,
+        state=RunState.RECEIVED,
+        due_at=queued_due(timezone.now()),
+    )
+    RunTransition.objects.create(
+        run=run, from_state="", to_state=RunState.RECEIVED, actor=actor, at=run.created_at
+    )
+    return run
 
 
 def run_transition(
@@ -27,45 +75,41 @@ def run_transition(
 ) -> Run:
     """Move `run` to `to_state` if it is still in the state we read, and record the move.
 
-    The update is guarded by the current state, so two workers racing on one
-    run cannot both move it: the loser gets IllegalTransition. `fields` are
-    saved in the same UPDATE; `on_commit` runs once the transaction commits.
+    The update is guarded by the state read, so two workers racing on one run
+    cannot both move it: the loser gets IllegalTransition and nothing is
+    written. `fields` are saved in the same UPDATE (`hold()` among them for a
+    worker that keeps the run); `on_commit` runs once the transaction commits.
     """
     from_state = run.state
     check_transition(from_state, to_state)
-    values = {"state": to_state, **(fields or {})}
-    if reason:
-        values.setdefault("reason", reason)
-    connection = transaction.get_connection()
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        moved = _move_postgresql(run, from_state, to_state, actor, reason, values, connection, now)
-        if moved and on_commit is not None:
-            transaction.on_commit(on_commit)
-    else:
-        # No savepoint: callers nest this in their own transaction, and a lost race
-        # raises only after the block, having written nothing. update() skips auto_now.
-        with transaction.atomic(savepoint=False):
-            moved = (
-                Run.objects.filter(pk=run.pk, state=from_state).update(**values, updated_at=now)
-                == 1
+    values = {
+        "state": to_state,
+        "reason": reason,
+        "held_by": "",
+        "due_at": queued_due(now) if to_state in IN_FLIGHT_STATES else None,
+        **(fields or {}),
+    }
+    # No savepoint: a lost race writes nothing and raises only after the block, so the
+    # caller's transaction stays usable.
+    with transaction.atomic(savepoint=False):
+        moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values, updated_at=now)
+        if moved:
+            RunTransition.objects.create(
+                run=run,
+                from_state=from_state,
+                to_state=to_state,
+                actor=actor,
+                reason=reason,
+                at=now,
             )
-            if moved:
-                RunTransition.objects.create(
-                    run=run, from_state=from_state, to_state=to_state, actor=actor, reason=reason
-                )
-                if on_commit is not None:
-                    transaction.on_commit(on_commit)
+            if on_commit is not None:
+                transaction.on_commit(on_commit)
     if not moved:
         raise transition_refused(run.pk, to_state)
-    return run_moved(run, values, now)
-
-
-def run_moved(run: Run, values: dict, at) -> Run:
-    """Give `run` the fields a move just saved (move_params' `values`, and updated_at)."""
     for name, value in values.items():
         setattr(run, name, value)
-    run.updated_at = at
+    run.updated_at = now
     return run
 
 
@@ -75,111 +119,26 @@ def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
     return IllegalTransition(current or "gone", to_state)
 
 
-def _move_postgresql(run, from_state, to_state, actor, reason, values, connection, now) -> bool:
-    """The guarded UPDATE and its transition row in one statement (atomic on its own)."""
-    params = move_params(
-        run_id=run.pk,
-        from_state=from_state,
-        to_state=to_state,
-        actor=actor,
-        reason=reason,
-        values=values,
-        connection=connection,
-        at=now,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_transition_sql(tuple(values)), params)
-        return cursor.fetchone() is not None
+def run_take_over(*, run: Run, seconds: float) -> bool:
+    """Hold a run that is due (its holder was lost, or its retry is due) without moving it.
 
-
-@cache
-def _transition_sql(names: tuple[str, ...]) -> str:
-    return f"WITH {move_clauses(names)} SELECT id FROM noted"  # noqa: S608 (model names)
-
-
-@cache
-def move_clauses(names: tuple[str, ...], via: bool = False, when: str = "") -> str:
-    """WITH clauses (PostgreSQL) moving a run and recording the move, for move_params' values.
-
-    `moved` holds the run's id when it was still in its from-state and moved
-    (updated_at set to the transition's time), `noted` the transition row's. A
-    statement that also reads the run sees the row as it was before the move
-    and learns from `moved` whether it moved. With `via`, the run passes
-    through a state on the way (one row can be updated once per statement):
-    two transitions, in order, the first with its own reason. `when` is one
-    more SQL condition the move needs (on earlier clauses of the statement).
+    False when another worker holds it still, or it moved on.
     """
-    fields = [Run._meta.get_field(name) for name in names]
-    assignments = ", ".join(f'"{field.column}" = %({_param(field)})s' for field in fields)
-    assignments += ', "updated_at" = %(at)s'
-    run_table, transitions = Run._meta.db_table, RunTransition._meta.db_table
-
-    def step(source: str, target: str, reason: str) -> str:
-        # One transition row; the arguments name its parameters, whose values are bound.
-        # The casts: a UNION would take the states for text, the run's column is varchar.
-        return (
-            f" SELECT id, %({source})s::varchar, %({target})s::varchar, %(actor)s,"  # noqa: S608
-            f" %({reason})s, %(at)s FROM moved"
-        )
-
-    steps = step("from_state", "to_state", "reason")
-    if via:
-        steps = (
-            step("from_state", "via_state", "via_reason")
-            + " UNION ALL"
-            + step("via_state", "to_state", "reason")
-        )
-    return (
-        f"moved AS (UPDATE {run_table} SET {assignments}"  # noqa: S608 (model names, values bound)
-        f" WHERE id = %(run)s AND state = %(from_state)s{f' AND {when}' if when else ''}"
-        " RETURNING id),"
-        f" noted AS (INSERT INTO {transitions} (run_id, from_state, to_state, actor, reason, at)"
-        f"{steps} RETURNING id)"
-    )
+    now = timezone.now()
+    fields = hold(seconds, now=now)
+    taken = Run.objects.filter(pk=run.pk, state=run.state, due_at__lte=now).update(**fields)
+    if taken:
+        for name, value in fields.items():
+            setattr(run, name, value)
+    return bool(taken)
 
 
-def _param(field) -> str:
-    # The run's state and reason are the transition's own: one value each (psycopg
-    # re-parses a statement of more than 50 parameters on every call).
-    return {"state": "to_state", "reason": "reason"}.get(field.name, f"set_{field.column}")
+def run_due_later(*, run: Run, due_at: datetime) -> None:
+    """Let go of a run that stays where it is until `due_at` (a retry waits)."""
+    Run.objects.filter(pk=run.pk, state=run.state).update(held_by="", due_at=due_at)
+    run.held_by, run.due_at = "", due_at
 
 
-def move_params(
-    *,
-    run_id,
-    from_state,
-    to_state,
-    actor,
-    connection,
-    reason="",
-    values=None,
-    at=None,
-    via=None,
-    via_reason="",
-) -> dict:
-    """The values for move_clauses(tuple(values), via=bool(via)): the moves checked first.
-
-    `values` are the run's fields to set by name, the new state among them.
-    """
-    if via:
-        check_transition(from_state, via)
-        check_transition(via, to_state)
-    else:
-        check_transition(from_state, to_state)
-    values = values or {"state": to_state}
-    if values.get("state", to_state) != to_state or values.get("reason", reason) != reason:
-        raise ValueError("a move sets the run's state and reason to the transition's")
-    params = {
-        _param(field): field.get_db_prep_save(values[field.name], connection)
-        for field in (Run._meta.get_field(name) for name in values)
-    }
-    if via:
-        params |= {"via_state": via, "via_reason": via_reason}
-    return params | {
-        "run": run_id,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "reason": reason,
-        "at": at or timezone.now(),
-    }
+def held_elsewhere(run: Run, *, now: datetime | None = None) -> bool:
+    """True while another worker holds `run` and is not yet overdue."""
+    return bool(run.held_by) and run.due_at is not None and run.due_at > (now or timezone.now())

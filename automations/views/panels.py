@@ -219,7 +219,7 @@ def task_panel(
     proposal = run.proposed_intent or {}
     arguments = proposal.get("arguments")
     label = getattr(task, "label", None) if mode == "decided" else None
-    verdicts = list(run.verdicts.all())
+    verdicts = run.verdicts
     model_calls = list(run.model_calls.all())
     return {
         "task": task,
@@ -234,7 +234,7 @@ def task_panel(
         "payload_rows": rows,
         "payload_truncated": truncated,
         "verdicts": verdicts,
-        "flagged_verdicts": [v for v in verdicts if v.verdict != "pass"],
+        "flagged_verdicts": [v for v in verdicts if v["verdict"] != "pass"],
         "model_calls": model_calls,
         "model_error": next((c.error for c in reversed(model_calls) if c.error), ""),
         "transitions": list(run.transitions.all()),

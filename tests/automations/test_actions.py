@@ -9,18 +9,19 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from automations.adapters import adapter_for
 from automations.models import Action, ActionAttempt, Run
 from automations.services.actions import (
     IN_FLIGHT,
     LOST,
     action_attempt,
     action_compensate,
-    attempt_reserve_locked,
-    execution_block,
+    attempt_first,
     intent_for,
     retry_countdown,
 )
 from automations.states import IllegalTransition
+from catalog.policy import policy_now
 from tests.factories import (
     AutomationFactory,
     EventFactory,
@@ -79,6 +80,8 @@ def approved_run(receiver, *, segment="", mode="approve", decided_by="model", **
 
 
 def attempt(run):
+    """One execute task, arriving once the run is due (as a retry's message does)."""
+    Run.objects.filter(pk=run.pk, held_by="").update(due_at=timezone.now())
     outcome = action_attempt(run_id=run.pk, actor=ACTOR)
     run.refresh_from_db()
     return outcome
@@ -195,13 +198,28 @@ class TestRetries:
     def test_run_stays_executing_between_retries(self, receiver, secret):
         run = approved_run(receiver)
         receiver.enqueue(429)
+        before = timezone.now()
 
         outcome = attempt(run)
 
         assert outcome.kind == "retry"
         assert run.state == "executing"
+        # Nobody holds it while it waits; the sweep would hand it on once the retry is due.
+        assert run.held_by == ""
+        assert abs((run.due_at - before).total_seconds() - outcome.countdown) < 1
         action = Action.objects.get(run=run)
         assert (action.state, action.last_error) == ("pending", "receiver answered 429")
+
+    def test_a_retry_message_that_comes_early_sends_nothing(self, receiver, secret):
+        run = approved_run(receiver)
+        receiver.enqueue(503)
+        attempt(run)
+        Run.objects.filter(pk=run.pk).update(due_at=timezone.now() + timedelta(minutes=5))
+
+        outcome = action_attempt(run_id=run.pk, actor=ACTOR)
+
+        assert outcome.kind == "skip" and "due at" in outcome.detail
+        assert len(receiver.deliveries) == 1
 
     @pytest.mark.parametrize("status", [400, 404, 410, 422])
     def test_permanent_client_error_fails_the_run_at_once(self, receiver, secret, status):
@@ -314,7 +332,7 @@ class TestKillSwitch:
         assert outcome.kind == "halted"
         assert run.state == "halted"
         assert run.reason == "segment enterprise switched off after approval"
-        assert Action.objects.get(run=run).state == "halted"
+        assert not Action.objects.filter(run=run).exists()  # nothing was ever attempted
         assert receiver.deliveries == []
         assert not ActionAttempt.objects.filter(action__run=run).exists()
 
@@ -390,19 +408,24 @@ def test_the_kill_switch_rule_reads_segment_then_automation(
     if policy:
         SegmentPolicyFactory(automation=run.automation, **policy)
 
-    assert execution_block(run=run) == block
+    why_not = policy_now(automation_id=run.automation_id, segment=run.segment).why_not()
+    assert (f"{why_not} after approval" if why_not else "") == block
 
 
 @pytest.mark.django_db
 class TestInFlight:
     def test_a_first_attempt_is_reserved_in_flight_before_anything_is_sent(self, receiver, secret):
         run = approved_run(receiver)
+        intent = intent_for(run)
 
         with transaction.atomic():
-            reserved = attempt_reserve_locked(run=run, intent=intent_for(run), actor=ACTOR)
+            reserved = attempt_first(
+                run=run, intent=intent, adapter=adapter_for("webhook"), actor=ACTOR
+            )
 
         run.refresh_from_db()
         assert (run.state, run.reason) == ("executing", "delivering the action")
+        assert run.held_by.startswith("worker:") and run.due_at > timezone.now()
         assert transitions(run)[-1] == ("approved", "executing")
         assert run.transitions.last().actor == ACTOR
         action = Action.objects.get(run=run)
@@ -421,26 +444,26 @@ class TestInFlight:
         before = transitions(run)
 
         with pytest.raises(IllegalTransition), transaction.atomic():
-            attempt_reserve_locked(run=run, intent=intent_for(run), actor=ACTOR)
+            attempt_first(
+                run=run, intent=intent_for(run), adapter=adapter_for("webhook"), actor=ACTOR
+            )
 
         assert not Action.objects.filter(run=run).exists()
         assert not ActionAttempt.objects.filter(action__run=run).exists()
         assert transitions(run) == before
         assert Run.objects.get(pk=run.pk).state == "halted"
 
-    def test_attempt_in_flight_blocks_a_second_send(self, receiver, secret):
+    def test_a_run_another_worker_is_sending_is_left_to_it(self, receiver, secret):
         run = approved_run(receiver)
         receiver.enqueue(503)
         attempt(run)
-        action = Action.objects.get(run=run)
-        ActionAttempt.objects.create(
-            action=action, number=2, started_at=timezone.now(), error=IN_FLIGHT
+        Run.objects.filter(pk=run.pk).update(
+            held_by="worker:other", due_at=timezone.now() + timedelta(seconds=20)
         )
 
-        outcome = attempt(run)
+        outcome = action_attempt(run_id=run.pk, actor=ACTOR)
 
-        assert outcome.kind == "retry" and outcome.countdown > 0
-        assert outcome.detail == "an attempt is in flight"
+        assert (outcome.kind, outcome.detail) == ("skip", "another worker is sending it")
         assert len(receiver.deliveries) == 1
 
     def test_attempt_lost_with_its_worker_is_taken_over(self, receiver, secret):
@@ -448,10 +471,15 @@ class TestInFlight:
         receiver.enqueue(503)
         attempt(run)
         action = Action.objects.get(run=run)
-        long_ago = timezone.now() - timedelta(hours=1)
-        ActionAttempt.objects.create(action=action, number=2, started_at=long_ago, error=IN_FLIGHT)
+        ActionAttempt.objects.create(
+            action=action, number=2, started_at=timezone.now(), error=IN_FLIGHT
+        )
+        Action.objects.filter(pk=action.pk).update(attempt_count=2)
+        Run.objects.filter(pk=run.pk).update(
+            held_by="worker:lost", due_at=timezone.now() - timedelta(seconds=1)
+        )
 
-        outcome = attempt(run)
+        outcome = action_attempt(run_id=run.pk, actor=ACTOR)
 
         assert outcome.kind == "done"
         recorded = ActionAttempt.objects.filter(action=action)

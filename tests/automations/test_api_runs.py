@@ -13,7 +13,6 @@ from django.utils import timezone
 from automations.models import (
     Action,
     ActionAttempt,
-    GuardrailVerdict,
     ModelCall,
     Run,
     RunTransition,
@@ -73,15 +72,16 @@ def executed_run(automation, *, verdicts: int = 3, attempts: int = 2) -> Run:
         note="Raised the priority.",
     )
     run = task.run
-    for position in range(verdicts):
-        GuardrailVerdict.objects.create(
-            run=run,
-            position=position,
-            check_name=f"check_{position}",
-            verdict="pass" if position else "review",
-            reason="mode approve" if not position else "",
-            details={"position": position},
-        )
+    run.verdicts = [
+        {
+            "check": f"check_{position}",
+            "verdict": "pass" if position else "review",
+            "reason": "mode approve" if not position else "",
+            "details": {"position": position},
+        }
+        for position in range(verdicts)
+    ]
+    run.save(update_fields=["verdicts"])
     ModelCall.objects.create(
         run=run,
         automation=automation,
@@ -229,10 +229,11 @@ def test_status_follows_the_run(client, automation, token):
 def test_queries_do_not_grow_with_verdicts_or_attempts(client, automation, token):
     small = executed_run(automation, verdicts=1, attempts=1)
     big = RunFactory(event__automation=automation)
-    for position in range(8):
-        GuardrailVerdict.objects.create(
-            run=big, position=position, check_name=f"c{position}", verdict="pass"
-        )
+    big.verdicts = [
+        {"check": f"c{position}", "verdict": "pass", "reason": "", "details": {}}
+        for position in range(8)
+    ]
+    big.save(update_fields=["verdicts"])
     action = Action.objects.create(
         run=big, automation=automation, adapter="webhook", idempotency_key="big"
     )

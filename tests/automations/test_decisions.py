@@ -14,11 +14,10 @@ from automations.models import (
     ModelCall,
     ReviewTask,
     Run,
-    RunTransition,
 )
 from automations.providers.rules import RulesProvider
 from automations.services.actions import IN_FLIGHT, AttemptOutcome
-from automations.services.decisions import DecisionInProgress, run_advance, run_decide
+from automations.services.decisions import run_advance, run_decide
 from automations.services.runs import run_transition
 from automations.services.spend import model_call_record
 from automations.tasks import decide_run, execute_run
@@ -58,6 +57,11 @@ def decide(run, django_capture_on_commit_callbacks):
     return attempt
 
 
+def held(worker: str) -> dict:
+    """The fields of a run another worker holds for the next minute."""
+    return {"held_by": worker, "due_at": timezone.now() + timedelta(minutes=1)}
+
+
 def assert_attempted_once(attempt, run):
     """The decision reserved the first attempt (in flight, committed) and sent it once."""
     attempt.assert_called_once()
@@ -75,41 +79,40 @@ def test_autonomous_match_is_approved_and_attempted_at_once(django_capture_on_co
     assert run.final_intent["arguments"] == {"team": "billing", "priority": "p2"}
     assert run.decided_by == "model"
     assert_attempted_once(attempt, run)
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "executing"]
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "executing"]
     picked = run.transitions.first()
     assert (picked.from_state, picked.actor, picked.reason) == ("received", "worker:test", "")
     assert run.model_calls.get().provider == "rules"
-    assert {v.check_name for v in run.verdicts.all()} >= {"segment_policy", "confidence"}
+    assert {v["check"] for v in run.verdicts} >= {"segment_policy", "confidence"}
 
 
 def test_an_autonomous_decision_leaves_its_whole_trail(django_capture_on_commit_callbacks):
-    # PostgreSQL writes all of it in one statement, SQLite step by step: the trail is the same.
     run = make_run(segment="enterprise")
     decide(run, django_capture_on_commit_callbacks)
 
     trail = [(t.from_state, t.to_state, t.actor, t.reason) for t in run.transitions.all()]
     assert trail == [
         ("received", "deciding", "worker:test", ""),
-        ("deciding", "approved", "worker:test", "autonomous: every guardrail passed"),
-        ("approved", "executing", "worker:test", "delivering the action"),
+        ("deciding", "executing", "worker:test", "delivering the action"),
     ]
     assert (run.state, run.reason) == ("executing", "delivering the action")
     assert (run.effective_mode, run.decided_by) == ("autonomous", "model")
     assert run.final_intent == run.proposed_intent and run.final_intent["intent"] == "route_ticket"
-    verdicts = run.verdicts.values_list("position", "check_name", "verdict", "reason", "details")
-    assert list(verdicts) == [
-        (0, "segment_policy", "pass", "no policy for segment enterprise: mode autonomous applies",
+    verdicts = [
+        tuple(v[k] for k in ("check", "verdict", "reason", "details")) for v in run.verdicts
+    ]
+    assert verdicts == [
+        ("segment_policy", "pass", "no policy for segment enterprise: mode autonomous applies",
          {"effective_mode": "autonomous"}),
-        (1, "do_not_automate", "pass", "no do-not-automate rule matched", {}),
-        (2, "budget", "pass", "provider rules has no model cost", {}),
-        (3, "pii_policy", "pass", "provider rules runs locally: no redaction needed", {}),
-        (4, "intent_risk", "pass", 'intent "route_ticket" is low-risk', {"risk": "low"}),
-        (5, "confidence", "pass", "confidence 0.90 meets 0.70",
+        ("do_not_automate", "pass", "no do-not-automate rule matched", {}),
+        ("budget", "pass", "provider rules has no model cost", {}),
+        ("pii_policy", "pass", "provider rules runs locally: no redaction needed", {}),
+        ("intent_risk", "pass", 'intent "route_ticket" is low-risk', {"risk": "low"}),
+        ("confidence", "pass", "confidence 0.90 meets 0.70",
          {"confidence": 0.9, "min_confidence": 0.7}),
     ]  # fmt: skip
-    call = run.model_calls.get()
-    spend = DailySpend.objects.get(automation=run.automation)
-    assert (spend.day, spend.calls, spend.cost_usd) == (call.created_at.date(), 1, call.cost_usd)
+    assert run.model_calls.get().cost_usd == 0
+    assert not DailySpend.objects.exists()  # the rules provider costs nothing
     action = Action.objects.get(run=run)
     assert (action.state, action.attempt_count, action.adapter) == ("pending", 1, "webhook")
     assert action.attempts.get().error == IN_FLIGHT
@@ -194,7 +197,7 @@ def test_deciding_twice_changes_nothing(django_capture_on_commit_callbacks):
     again.assert_not_called()
     # The decision stands; a redelivered task carries on with the attempt instead.
     again.carry_on.assert_called_once_with(run_id=run.pk, actor="worker:test")
-    assert run.transitions.count() == 3
+    assert run.transitions.count() == 2  # deciding, executing
     assert ModelCall.objects.count() == 1
 
 
@@ -210,7 +213,7 @@ def decide_with_a_change_meanwhile(run, change, django_capture_on_commit_callbac
         return decide(run, django_capture_on_commit_callbacks)
 
 
-def test_segment_switched_off_while_the_model_answers_halts_before_sending(
+def test_segment_switched_off_while_the_model_answers_blocks_before_anything_is_sent(
     django_capture_on_commit_callbacks,
 ):
     run = make_run(segment="enterprise")
@@ -222,17 +225,17 @@ def test_segment_switched_off_while_the_model_answers_halts_before_sending(
         django_capture_on_commit_callbacks,
     )
 
-    # The guardrails passed before the model call; the record read the switch again.
+    # The guardrails passed before the model call; the record read the switch again. The run
+    # was not decided yet: the kill switch blocks it (contracts section 6).
     attempt.assert_not_called()
-    assert run.state == "halted"
-    assert run.reason == "segment enterprise switched off after approval"
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "halted"]
-    action = Action.objects.get(run=run)
-    assert action.state == "halted"
-    assert not action.attempts.exists()
+    assert run.state == "blocked"
+    assert run.reason == "segment enterprise is switched off (while deciding)"
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "blocked"]
+    assert not Action.objects.filter(run=run).exists()
+    assert run.model_calls.count() == 1  # the call that was made is kept
 
 
-def test_automation_switched_to_shadow_while_the_model_answers_halts_before_sending(
+def test_automation_switched_to_shadow_while_the_model_answers_only_records(
     django_capture_on_commit_callbacks,
 ):
     run = make_run()
@@ -244,10 +247,9 @@ def test_automation_switched_to_shadow_while_the_model_answers_halts_before_send
     )
 
     attempt.assert_not_called()
-    assert run.state == "halted"
-    assert run.reason == "the automation switched to shadow mode after approval"
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "halted"]
-    assert not Action.objects.get(run=run).attempts.exists()
+    assert (run.state, run.effective_mode) == ("recorded", "shadow")
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "recorded"]
+    assert not Action.objects.filter(run=run).exists()
 
 
 def test_a_run_moved_on_while_the_model_answers_gets_nothing_written(
@@ -265,65 +267,70 @@ def test_a_run_moved_on_while_the_model_answers_gets_nothing_written(
     assert run.state == "awaiting_review"
     assert [t.to_state for t in run.transitions.all()] == ["deciding"]
     assert not ModelCall.objects.exists() and not DailySpend.objects.exists()
-    assert not run.verdicts.exists() and not Action.objects.filter(run=run).exists()
+    assert run.verdicts == [] and not Action.objects.filter(run=run).exists()
 
 
 def test_run_another_worker_is_deciding_is_left_to_it(django_capture_on_commit_callbacks):
     run = make_run(latency_budget_ms=2000)
-    run_transition(run=run, to_state="deciding", actor="worker:other")
+    run_transition(run=run, to_state="deciding", actor="worker:other", fields=held("worker:other"))
 
-    with pytest.raises(DecisionInProgress) as busy:
-        run_decide(run_id=run.pk, actor="worker:test")
+    assert run_decide(run_id=run.pk, actor="worker:test") is None
 
-    # Three model attempts at the 2 s budget, plus the 30 s margin.
-    assert 30 < busy.value.countdown <= 36
     run.refresh_from_db()
-    assert run.state == "deciding"
+    assert (run.state, run.held_by) == ("deciding", "worker:other")
     assert ModelCall.objects.count() == 0
+
+
+def test_a_decision_holds_its_run_for_every_model_attempt_and_a_margin(
+    django_capture_on_commit_callbacks,
+):
+    run = make_run(latency_budget_ms=2000)
+    seen = {}
+    answer = RulesProvider.decide
+
+    def look(provider, **kwargs):
+        seen.update(Run.objects.values("state", "held_by", "due_at").get(pk=run.pk))
+        return answer(provider, **kwargs)
+
+    with mock.patch.object(RulesProvider, "decide", look):
+        before = timezone.now()
+        decide(run, django_capture_on_commit_callbacks)
+
+    # The rules provider makes one attempt at the 2 s budget, plus the 10 s margin.
+    assert seen["state"] == "deciding" and seen["held_by"].startswith("worker:")
+    assert 11 < (seen["due_at"] - before).total_seconds() <= 13
 
 
 def test_run_left_deciding_by_a_lost_worker_is_taken_over(django_capture_on_commit_callbacks):
     run = make_run(latency_budget_ms=2000)
-    run_transition(run=run, to_state="deciding", actor="worker:lost")
-    RunTransition.objects.filter(run=run).update(at=timezone.now() - timedelta(seconds=37))
+    run_transition(run=run, to_state="deciding", actor="worker:lost", fields=held("worker:lost"))
+    Run.objects.filter(pk=run.pk).update(due_at=timezone.now() - timedelta(seconds=1))
 
     attempt = decide(run, django_capture_on_commit_callbacks)
 
     assert run.state == "executing"
     assert_attempted_once(attempt, run)
-    assert [t.to_state for t in run.transitions.all()] == ["deciding", "approved", "executing"]
+    assert [t.to_state for t in run.transitions.all()] == ["deciding", "executing"]
 
 
-def test_twin_decide_task_looks_again_after_the_lease():
+def test_twin_decide_task_leaves_the_run_to_its_holder():
     run = make_run()
-    run_transition(run=run, to_state="deciding", actor="worker:other")
+    run_transition(run=run, to_state="deciding", actor="worker:other", fields=held("worker:other"))
 
-    decide_run.push_request(is_eager=False)  # as delivered by a worker
-    try:
-        with mock.patch.object(decide_run, "apply_async") as again:
-            decide_run.run(run.pk)
-    finally:
-        decide_run.pop_request()
+    with mock.patch.object(decide_run, "apply_async") as again:
+        decide_run.run(run.pk)
 
-    [call] = again.call_args_list
-    assert call.kwargs["args"] == [run.pk] and call.kwargs["countdown"] > 30
-
-
-def test_twin_decide_task_run_in_process_gives_up_instead_of_looping():
-    run = make_run()
-    run_transition(run=run, to_state="deciding", actor="worker:other")
-
-    decide_run.apply_async(args=[run.pk])  # eager in unit tests
-
+    # No message for later: if the holder dies, the sweep hands the run on once it is due.
+    again.assert_not_called()
     run.refresh_from_db()
-    assert run.state == "deciding"
+    assert (run.state, run.held_by) == ("deciding", "worker:other")
 
 
 def test_budget_spent_sends_to_review_without_calling_the_model(django_capture_on_commit_callbacks):
     run = make_run(provider="openai", model="gpt-4.1-mini", daily_budget_usd=Decimal("1.00"))
     earlier = RunFactory(event=EventFactory(automation=run.automation))
     model_call_record(
-        run=earlier, automation=run.automation, provider="openai", cost_usd=Decimal("1.20")
+        run=earlier, automation_id=run.automation_id, provider="openai", cost_usd=Decimal("1.20")
     )
     decide(run, django_capture_on_commit_callbacks)
     assert run.state == "awaiting_review"

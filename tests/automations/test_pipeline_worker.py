@@ -9,23 +9,25 @@ Skipped without REDIS_URL and a PostgreSQL DATABASE_URL.
 import json
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db.models import Count
 from django.test import Client
+from django.utils import timezone
 
 from automations.models import (
     Action,
     ActionAttempt,
     ActionState,
-    GuardrailVerdict,
     ModelCall,
     Run,
     RunTransition,
 )
+from automations.services.actions import LOST
 from automations.services.decisions import run_decide
 from automations.services.ingestion import event_ingest
+from automations.services.runs import run_transition
 from automations.tasks import decide_run, execute_run
 from catalog.models import SegmentPolicy
 from catalog.tokens import token_issue
@@ -49,7 +51,15 @@ DECISION = {
 EXECUTED_PATH = [
     ("", "received"),
     ("received", "deciding"),
-    ("deciding", "approved"),
+    ("deciding", "executing"),
+    ("executing", "executed"),
+]
+# A run a reviewer approved takes one more step.
+APPROVED_PATH = [
+    ("", "received"),
+    ("received", "deciding"),
+    ("deciding", "awaiting_review"),
+    ("awaiting_review", "approved"),
     ("approved", "executing"),
     ("executing", "executed"),
 ]
@@ -118,6 +128,20 @@ def received_run(automation, key: str) -> Run:
     return result.run
 
 
+def approve_by_hand(run: Run) -> None:
+    """Take a received run to approved as a reviewer's approval does, without sending anything."""
+    run_transition(run=run, to_state="deciding", actor="test")
+    run_transition(
+        run=run, to_state="awaiting_review", actor="test", fields={"proposed_intent": DECISION}
+    )
+    run_transition(
+        run=run,
+        to_state="approved",
+        actor="user:test",
+        fields={"final_intent": DECISION, "decided_by": "reviewer"},
+    )
+
+
 def transitions(run: Run) -> list[tuple[str, str]]:
     return list(run.transitions.order_by("at", "id").values_list("from_state", "to_state"))
 
@@ -168,9 +192,7 @@ def test_tasks_delivered_twice_change_nothing(automation, model_server, receiver
     # worker processes instead of running one after the other.
     decided = received_run(automation, "decide-twice")
     approved = received_run(automation, "execute-twice")
-    run_decide(run_id=approved.pk, actor="test")  # approved here, without its attempt
-    approved.refresh_from_db()
-    assert approved.state == "approved"
+    approve_by_hand(approved)
     model_server.reset()
     executed = Run.objects.filter(state="executed")
     log = worker_log(celery_worker)
@@ -188,24 +210,22 @@ def test_tasks_delivered_twice_change_nothing(automation, model_server, receiver
     time.sleep(0.3)  # a second delivery or model call, if any, would have arrived by now
     assert ModelCall.objects.filter(run=decided).count() == 1
     assert len(model_server.requests) == 1  # the twin did not ask the model again
-    verdicts = GuardrailVerdict.objects.filter(run=decided)
-    assert verdicts.values("check_name").annotate(n=Count("id")).filter(n__gt=1).count() == 0
-    assert verdicts.count() == GuardrailVerdict.objects.filter(run=approved).count()
-    for run in (decided, approved):
+    decided.refresh_from_db()
+    checks = [verdict["check"] for verdict in decided.verdicts]
+    assert len(checks) == len(set(checks)) == 6
+    for run, path in ((decided, EXECUTED_PATH), (approved, APPROVED_PATH)):
         action = Action.objects.get(run=run)
         assert action.state == ActionState.SUCCEEDED
         assert action.attempts.count() == 1
-        assert transitions(run) == EXECUTED_PATH
+        assert transitions(run) == path
     ids = Counter(d.headers["webhook-id"] for d in receiver.deliveries)
     assert len(ids) == 2 and set(ids.values()) == {1}
-    assert RunTransition.objects.filter(run__in=[decided, approved]).count() == 10
+    assert RunTransition.objects.filter(run__in=[decided, approved]).count() == 10  # 4 + 6
 
 
 def test_kill_switch_flipped_after_approval_sends_nothing(automation, receiver, celery_worker):
     run = received_run(automation, "switched-off")
-    run_decide(run_id=run.pk, actor="test")
-    run.refresh_from_db()
-    assert run.state == "approved"
+    approve_by_hand(run)
 
     execute_run.apply_async(args=[run.pk], countdown=1)
     policy = SegmentPolicy.objects.get(automation=automation, key="enterprise")
@@ -217,18 +237,18 @@ def test_kill_switch_flipped_after_approval_sends_nothing(automation, receiver, 
     run.refresh_from_db()
     assert run.reason == "segment enterprise switched off after approval"
     assert transitions(run)[-1] == ("approved", "halted")
-    action = Action.objects.get(run=run)
-    assert action.state == ActionState.HALTED
-    assert action.attempts.count() == 0
+    assert not Action.objects.filter(run=run).exists()  # nothing was ever attempted
     assert receiver.deliveries == []
 
 
-def test_redelivered_decide_task_on_an_approved_run_delivers_once(
+def test_redelivered_decide_task_after_a_lost_worker_delivers_once(
     automation, model_server, receiver, celery_worker, test_webhook_secret
 ):
-    # As if the worker died right after the decision committed: approved, nothing sent.
+    # As if the worker died right after the decision committed: its first attempt reserved,
+    # nothing sent, and its hold on the run over.
     run = received_run(automation, "decided-then-lost")
     run_decide(run_id=run.pk, actor="test")
+    Run.objects.filter(pk=run.pk).update(due_at=timezone.now() - timedelta(seconds=1))
     model_server.reset()
     log = worker_log(celery_worker)
 
@@ -242,7 +262,7 @@ def test_redelivered_decide_task_on_an_approved_run_delivers_once(
     assert ModelCall.objects.filter(run=run).count() == 1
     action = Action.objects.get(run=run)
     assert action.state == ActionState.SUCCEEDED
-    assert action.attempts.count() == 1
+    assert list(action.attempts.values_list("number", "error")) == [(1, LOST), (2, "")]
     [delivery] = receiver.deliveries
     assert delivery.headers["webhook-id"] == action.idempotency_key
     assert verify(delivery, test_webhook_secret)["decided_by"] == "model"
@@ -251,13 +271,13 @@ def test_redelivered_decide_task_on_an_approved_run_delivers_once(
 
 def test_kill_switch_is_checked_when_the_decide_task_acts(automation, receiver, celery_worker):
     run = received_run(automation, "switched-off-before-acting")
-    run_decide(run_id=run.pk, actor="test")
+    approve_by_hand(run)
     SegmentPolicy.objects.filter(automation=automation, key="enterprise").update(enabled=False)
 
     decide_run.apply_async(args=[run.pk])
 
     halted = Run.objects.filter(pk=run.pk, state="halted")
     wait_until(halted.exists, timeout=30, describe=worker_log(celery_worker))
-    assert transitions(run)[-2:] == [("deciding", "approved"), ("approved", "halted")]
-    assert Action.objects.get(run=run).state == ActionState.HALTED
+    assert transitions(run)[-2:] == [("awaiting_review", "approved"), ("approved", "halted")]
+    assert not Action.objects.filter(run=run).exists()
     assert receiver.deliveries == []

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from automations.models import GuardrailVerdict, Label, ModelCall, ReviewTask, Run
+from automations.models import Label, ModelCall, ReviewTask, Run
 from automations.services.reviews import review_claim_next
 from tests.factories import (
     PROPOSED,
@@ -272,16 +272,11 @@ def test_review_page_shows_the_event_its_provenance_the_intent_and_every_verdict
         reviewer,
         payload={"subject": "Invoice", "customer": {"tier": "gold"}, "tags": ["a", "b"]},
     )
-    GuardrailVerdict.objects.create(
-        run=task.run, position=0, check_name="kill_switch", verdict="pass"
-    )
-    GuardrailVerdict.objects.create(
-        run=task.run,
-        position=1,
-        check_name="confidence",
-        verdict="review",
-        reason="0.55 is below 0.70",
-    )
+    task.run.verdicts = [
+        {"check": "kill_switch", "verdict": "pass", "reason": "", "details": {}},
+        {"check": "confidence", "verdict": "review", "reason": "0.55 is below 0.70", "details": {}},
+    ]
+    task.run.save(update_fields=["verdicts"])
     event = task.run.event
 
     page = html(as_reviewer.get(task_url(task)))
@@ -710,10 +705,11 @@ def queue_with_tasks(automation, reviewer, size):
     for _ in range(size - 1):
         make_task(automation, age_minutes=1)
     task = make_task(automation, age_minutes=5)
-    for position, name in enumerate(["kill_switch", "dna", "confidence", "pii", "budget"]):
-        GuardrailVerdict.objects.create(
-            run=task.run, position=position, check_name=name, verdict="pass", reason=name
-        )
+    task.run.verdicts = [
+        {"check": name, "verdict": "pass", "reason": name, "details": {}}
+        for name in ["kill_switch", "dna", "confidence", "pii", "budget"]
+    ]
+    task.run.save(update_fields=["verdicts"])
     for _ in range(3):
         ModelCall.objects.create(run=task.run, automation=automation, provider="rules")
     assert review_claim_next(user=reviewer, automation=automation).pk == task.pk

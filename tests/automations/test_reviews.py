@@ -7,7 +7,6 @@ from django.http import Http404
 from django.utils import timezone
 
 from automations.models import (
-    GuardrailVerdict,
     Label,
     ModelCall,
     ReviewTask,
@@ -618,16 +617,17 @@ def test_task_detail_loads_everything_in_a_fixed_number_of_queries(
     automation, reviewer, django_assert_max_num_queries
 ):
     task = make_task(automation)
-    for position, name in enumerate(["kill_switch", "confidence", "pii"]):
-        GuardrailVerdict.objects.create(
-            run=task.run, position=position, check_name=name, verdict="pass"
-        )
+    task.run.verdicts = [
+        {"check": name, "verdict": "pass", "reason": "", "details": {}}
+        for name in ["kill_switch", "confidence", "pii"]
+    ]
+    task.run.save(update_fields=["verdicts"])
     for _ in range(3):
         ModelCall.objects.create(run=task.run, automation=automation, provider="rules")
 
     with django_assert_max_num_queries(7):
         detail = review_task_detail(task.pk, reviewer)
-        names = [verdict.check_name for verdict in detail.run.verdicts.all()]
+        names = [verdict["check"] for verdict in detail.run.verdicts]
         calls = len(detail.run.model_calls.all())
         intents = [intent.name for intent in detail.automation.intents.all()]
         payload = detail.run.event.payload

@@ -1,7 +1,7 @@
 import pytest
 
 from automations.models import Verdict
-from automations.routing import MODES, VERDICTS, Route, effective_mode, route_decide
+from automations.routing import MODES, VERDICTS, Route, route_decide
 from catalog.models import Mode
 
 # (mode, verdict, has_decision) -> (state, review kind); every combination is listed.
@@ -111,16 +111,6 @@ def test_unknown_mode_or_verdict_is_refused():
         route_decide(mode="yolo", verdict="pass", has_decision=True)
     with pytest.raises(ValueError, match="unknown verdict"):
         route_decide(mode="approve", verdict="maybe", has_decision=True)
-
-
-def test_segment_policy_mode_overrides_the_automation_mode():
-    assert effective_mode(automation_mode="autonomous", policy_mode="approve") == "approve"
-    assert effective_mode(automation_mode="approve", policy_mode="shadow") == "shadow"
-
-
-@pytest.mark.parametrize("policy_mode", [None, ""])
-def test_without_a_policy_mode_the_automation_mode_applies(policy_mode):
-    assert effective_mode(automation_mode="suggest", policy_mode=policy_mode) == "suggest"
 
 
 def test_routing_names_the_same_modes_and_verdicts_as_the_models():

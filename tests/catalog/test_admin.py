@@ -11,9 +11,9 @@ from django.utils import timezone
 from automations.models import (
     Action,
     ActionAttempt,
-    GuardrailVerdict,
     Label,
     ModelCall,
+    Run,
     RunTransition,
 )
 from catalog.models import ApiToken, AuditSample, AuditSampleItem, Automation, Intent
@@ -55,7 +55,9 @@ def one_of_everything(staff_owner, reviewer, admin_user):
     run = task.run
     RunTransition.objects.create(run=run, from_state="deciding", to_state="awaiting_review")
     ModelCall.objects.create(run=run, automation=automation, provider="rules")
-    GuardrailVerdict.objects.create(run=run, position=0, check_name="kill_switch", verdict="pass")
+    Run.objects.filter(pk=run.pk).update(
+        verdicts=[{"check": "kill_switch", "verdict": "pass", "reason": "", "details": {}}]
+    )
     Label.objects.create(
         review_task=task, run=run, automation=automation, outcome="accepted", reviewer=reviewer
     )
@@ -97,7 +99,6 @@ def test_every_configuration_and_trail_model_is_registered():
         "Event",
         "Run",
         "ModelCall",
-        "GuardrailVerdict",
         "ReviewTask",
         "Label",
         "Action",

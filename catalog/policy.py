@@ -1,0 +1,93 @@
+"""Whether an automation may act for a segment: the kill switches and modes, stated once.
+
+A run may act (send its action) only while its automation is switched on, its
+segment is not switched off, and its effective mode (the segment's own mode
+if its policy sets one, else the automation's) is approve or autonomous. The
+segment-policy guardrail reads this from the configuration a decision loaded;
+an action attempt reads it afresh (`policy_now`) right before it reserves a
+send, so a switch holds for everything not yet sent.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Subquery
+
+from .models import Automation, Mode, SegmentPolicy
+
+ACTING_MODES = frozenset({Mode.APPROVE, Mode.AUTONOMOUS})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An automation's switch and mode, with its segment's policy if it has one."""
+
+    segment: str
+    automation_enabled: bool
+    automation_mode: str
+    segment_enabled: bool | None = None  # None: the segment has no policy
+    segment_mode: str = ""  # "": the policy leaves the mode to the automation
+
+    @property
+    def mode(self) -> str:
+        """The effective mode: the segment's if its policy sets one, else the automation's."""
+        return self.segment_mode or self.automation_mode
+
+    @property
+    def switched_off(self) -> str:
+        """Which kill switch is off, in words; "" when neither is."""
+        if not self.automation_enabled:
+            return "the automation is switched off"
+        if self.segment_enabled is False:
+            return f"segment {self.segment} is switched off"
+        return ""
+
+    @property
+    def acts(self) -> bool:
+        """True when a run under this policy may send its action now."""
+        return not self.switched_off and self.mode in ACTING_MODES
+
+    def why_not(self) -> str:
+        """What stopped a run under this policy from acting, in words; "" when nothing did."""
+        if not self.automation_enabled:
+            return "the automation switched off"
+        if self.segment_enabled is False:
+            return f"segment {self.segment} switched off"
+        if self.mode not in ACTING_MODES:
+            whose = f"segment {self.segment}" if self.segment_mode else "the automation"
+            return f"{whose} switched to {self.mode} mode"
+        return ""
+
+
+def policy_of(automation: Automation, segment: str) -> Policy:
+    """The policy from an automation as loaded (its `segments` prefetched or not)."""
+    found = None
+    if segment:
+        found = next((p for p in automation.segments.all() if p.key == segment), None)
+    return Policy(
+        segment=segment,
+        automation_enabled=automation.enabled,
+        automation_mode=automation.mode,
+        segment_enabled=None if found is None else found.enabled,
+        segment_mode="" if found is None else found.mode,
+    )
+
+
+def policy_now(*, automation_id: int, segment: str) -> Policy:
+    """The policy as committed right now, read in one query."""
+    policies = SegmentPolicy.objects.filter(automation_id=OuterRef("pk"), key=segment)
+    row = (
+        Automation.objects.filter(pk=automation_id)
+        .annotate(
+            segment_enabled=Subquery(policies.values("enabled")[:1]),
+            segment_mode=Subquery(policies.values("mode")[:1]),
+        )
+        .values("enabled", "mode", "segment_enabled", "segment_mode")
+        .get()
+    )
+    return Policy(
+        segment=segment,
+        automation_enabled=row["enabled"],
+        automation_mode=row["mode"],
+        segment_enabled=row["segment_enabled"] if segment else None,
+        segment_mode=(row["segment_mode"] or "") if segment else "",
+    )

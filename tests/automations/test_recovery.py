@@ -1,0 +1,151 @@
+"""The sweep hands overdue runs to workers again; ingestion survives a broker that is down."""
+
+import json
+from datetime import timedelta
+from unittest import mock
+
+import kombu.exceptions
+import pytest
+from django.utils import timezone
+
+from automations.models import Run
+from automations.services import dispatch
+from automations.services.recovery import runs_overdue, sweep
+from automations.tasks import decide_run
+from catalog.tokens import token_issue
+from reviewapp.celery import app as celery_app
+from tests.factories import BILLING_RULE, AutomationFactory, IntentFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+PAST = timedelta(seconds=5)
+
+
+@pytest.fixture
+def sent():
+    """The runs the sweep enqueues, by task, instead of running them."""
+    calls = {"decide": [], "execute": []}
+
+    def enqueued(task):
+        return lambda run_id: calls[task].append(run_id) or True
+
+    with (
+        mock.patch.object(dispatch, "enqueue_decide", side_effect=enqueued("decide")),
+        mock.patch.object(dispatch, "enqueue_execute", side_effect=enqueued("execute")),
+    ):
+        yield calls
+
+
+def run_in(state, *, due_in: timedelta | None, held_by: str = ""):
+    due = None if due_in is None else timezone.now() + due_in
+    return RunFactory(state=state, due_at=due, held_by=held_by)
+
+
+def test_overdue_runs_go_to_the_task_that_moves_them_on(sent):
+    received = run_in("received", due_in=-PAST)
+    deciding = run_in("deciding", due_in=-PAST, held_by="worker:lost")
+    approved = run_in("approved", due_in=-PAST)
+    executing = run_in("executing", due_in=-PAST, held_by="worker:lost")
+
+    result = sweep()
+
+    assert sorted(sent["decide"]) == sorted([received.pk, deciding.pk])
+    assert sorted(sent["execute"]) == sorted([approved.pk, executing.pk])
+    assert (result.overdue, result.dispatched, result.waiting) == (4, 4, 0)
+
+
+def test_runs_not_yet_due_or_waiting_for_a_person_are_left_alone(sent):
+    run_in("received", due_in=timedelta(seconds=30))
+    run_in("deciding", due_in=timedelta(seconds=30), held_by="worker:busy")
+    run_in("awaiting_review", due_in=None)
+    run_in("executed", due_in=None)
+
+    assert sweep().overdue == 0
+    assert sent == {"decide": [], "execute": []}
+
+
+def test_a_run_sent_again_is_not_sent_again_by_the_next_sweep(sent):
+    run = run_in("received", due_in=-PAST)
+
+    sweep()
+    sweep()
+
+    assert sent["decide"] == [run.pk]
+    run.refresh_from_db()
+    assert run.due_at > timezone.now() + timedelta(seconds=20)  # due again in half the bound
+
+
+def test_unheld_runs_wait_while_messages_are_queued_but_lost_holders_do_not(sent):
+    queued = run_in("received", due_in=-PAST)
+    lost = run_in("deciding", due_in=-PAST, held_by="worker:lost")
+
+    with mock.patch.object(dispatch, "queue_length", return_value=12):
+        result = sweep()
+
+    # The received run's message may be waiting behind the other twelve.
+    assert sent["decide"] == [lost.pk]
+    assert (result.dispatched, result.waiting) == (1, 1)
+    assert Run.objects.get(pk=queued.pk).due_at < timezone.now()
+
+
+def test_nothing_is_sent_or_pushed_on_while_the_broker_is_down(sent):
+    run = run_in("received", due_in=-PAST)
+    due = Run.objects.get(pk=run.pk).due_at
+
+    with mock.patch.object(
+        dispatch, "queue_length", side_effect=dispatch.BrokerUnavailable("refused")
+    ):
+        result = sweep()
+
+    assert sent["decide"] == [] and result.dispatched == 0
+    assert Run.objects.get(pk=run.pk).due_at == due
+
+
+def test_the_overdue_runs_are_listed_for_the_run_page_and_the_admin():
+    overdue = run_in("executing", due_in=-PAST, held_by="worker:lost")
+    run_in("executing", due_in=timedelta(seconds=30), held_by="worker:busy")
+
+    assert list(runs_overdue()) == [overdue]
+
+
+@pytest.fixture
+def broker_down():
+    """Tasks go to a broker (not in process) that refuses every message."""
+    celery_app.conf.task_always_eager = False
+    refused = kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6399")
+    with mock.patch.object(decide_run, "apply_async", side_effect=refused) as publish:
+        yield publish
+    celery_app.conf.task_always_eager = True
+
+
+def test_an_event_posted_while_the_broker_is_down_is_accepted_and_swept_later(
+    client, broker_down, django_capture_on_commit_callbacks
+):
+    automation = AutomationFactory(slug="support-triage", mode="shadow", rules=[BILLING_RULE])
+    IntentFactory(automation=automation)
+    _, token = token_issue(name="zendesk")
+    body = {"idempotency_key": "t-1", "payload": {"body": "Where is my invoice?"}}
+
+    with (
+        mock.patch("automations.services.dispatch.logger") as log,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(
+            "/api/v1/automations/support-triage/events",
+            data=json.dumps(body),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    assert response.status_code == 202, response.content
+    broker_down.assert_called_once()
+    assert "waits for the sweep" in log.warning.call_args.args[0]
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert run.state == "received"
+
+    # Once the broker is back and the run is due, the sweep sends it on.
+    broker_down.side_effect = None
+    Run.objects.filter(pk=run.pk).update(due_at=timezone.now() - PAST)
+    with mock.patch.object(dispatch, "queue_length", return_value=0):
+        assert sweep().dispatched == 1
+    assert broker_down.call_args.kwargs["args"] == [run.pk]
