@@ -23,11 +23,8 @@ from automations.api_errors import (
 )
 from automations.event_input import (
     INVALID_JSON,
-    MAX_DEPTH,
-    MAX_KEY_LENGTH,
-    MAX_SEGMENT_LENGTH,
-    MAX_SOURCE_LENGTH,
     EventInputError,
+    event_body_json_schema,
     event_input_parse,
 )
 from automations.ratelimit import rate_limit_hit
@@ -60,6 +57,12 @@ class HandrailAPI(NinjaAPI):
                 pattern.callback = json_errors_view(pattern.callback)
             result.append(pattern)
         return result, app_name, namespace
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        # The definitions the event body's schema refers to (ninja knows only its own models).
+        schema["components"].setdefault("schemas", {}).update(EVENT_VALUE_SCHEMAS)
+        return schema
 
 
 api = HandrailAPI(
@@ -126,39 +129,8 @@ token_auth = TokenAuth()
 ingest_token_auth = TokenAuth(automation_from_url=True)
 
 
-# Documented by hand: the parser in event_input.py is the source of truth, this mirrors it.
-EVENT_BODY_SCHEMA = {
-    "type": "object",
-    "required": ["idempotency_key", "payload"],
-    "additionalProperties": False,
-    "properties": {
-        "idempotency_key": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_KEY_LENGTH,
-            "description": "Unique per automation; a replay returns the first run.",
-        },
-        "segment": {
-            "type": ["string", "null"],
-            "maxLength": MAX_SEGMENT_LENGTH,
-            "pattern": "^[a-z0-9-]*$",
-            "description": "Segment key for per-segment policy.",
-        },
-        "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_LENGTH},
-        "payload": {
-            "type": "object",
-            "additionalProperties": True,
-            "description": f"Any JSON object: no NUL characters, at most {MAX_DEPTH} levels "
-            "of nesting counting the body itself.",
-        },
-    },
-    "example": {
-        "idempotency_key": "ticket-4711",
-        "segment": "enterprise",
-        "source": "zendesk",
-        "payload": {"subject": "Invoice", "body": "Where is my invoice?"},
-    },
-}
+# Stated by the parser's module, so that the schema says exactly what it enforces.
+EVENT_BODY_SCHEMA, EVENT_VALUE_SCHEMAS = event_body_json_schema(refs="#/components/schemas/")
 
 
 class EventAccepted(Schema):
