@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.http.request import UnreadablePostError
 from django.urls import path
+from gunicorn.http.errors import ParseException
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
@@ -85,16 +86,36 @@ def request_body(request: HttpRequest) -> bytes:
             raise ApiError(400, "bad_request", "Content-Length is not a number")
         if int(declared) > limit:
             raise too_large
+    else:
+        unannounced_body_read(request, size=limit + 1)
     try:
         body = request.body
     except RequestDataTooBig:
         raise too_large from None
     except UnreadablePostError:
         raise ApiError(400, "bad_request", "the request body could not be read") from None
-    # Content-Length may be absent or understated (chunked bodies under ASGI).
+    # Content-Length may be absent or understated (chunked bodies).
     if len(body) > limit:
         raise too_large
     return body
+
+
+def unannounced_body_read(request: HttpRequest, *, size: int) -> None:
+    """Read up to `size` bytes of a body sent without Content-Length (chunked) into request.body.
+
+    Django reads Content-Length bytes, so without one it sees an empty body. A server
+    that sets wsgi.input_terminated (gunicorn does) ends its stream where the body ends,
+    so reading it to the end is safe; from any other server nothing is read here.
+    """
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or not meta.get("wsgi.input_terminated"):
+        return
+    if hasattr(request, "_body"):  # read already
+        return
+    try:
+        request._body = meta["wsgi.input"].read(size)
+    except (OSError, ParseException):  # gunicorn: a malformed chunk, or the client went away
+        raise ApiError(400, "bad_request", "the request body could not be read") from None
 
 
 class TokenAuth(HttpBearer):
