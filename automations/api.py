@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.http.request import UnreadablePostError
 from django.urls import path
+from gunicorn.http.errors import ParseException
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
@@ -23,11 +24,8 @@ from automations.api_errors import (
 )
 from automations.event_input import (
     INVALID_JSON,
-    MAX_DEPTH,
-    MAX_KEY_LENGTH,
-    MAX_SEGMENT_LENGTH,
-    MAX_SOURCE_LENGTH,
     EventInputError,
+    event_body_json_schema,
     event_input_parse,
 )
 from automations.ratelimit import rate_limit_hit
@@ -61,6 +59,12 @@ class HandrailAPI(NinjaAPI):
             result.append(pattern)
         return result, app_name, namespace
 
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        # The definitions the event body's schema refers to (ninja knows only its own models).
+        schema["components"].setdefault("schemas", {}).update(EVENT_VALUE_SCHEMAS)
+        return schema
+
 
 api = HandrailAPI(
     title="Handrail API",
@@ -82,16 +86,36 @@ def request_body(request: HttpRequest) -> bytes:
             raise ApiError(400, "bad_request", "Content-Length is not a number")
         if int(declared) > limit:
             raise too_large
+    else:
+        unannounced_body_read(request, size=limit + 1)
     try:
         body = request.body
     except RequestDataTooBig:
         raise too_large from None
     except UnreadablePostError:
         raise ApiError(400, "bad_request", "the request body could not be read") from None
-    # Content-Length may be absent or understated (chunked bodies under ASGI).
+    # Content-Length may be absent or understated (chunked bodies).
     if len(body) > limit:
         raise too_large
     return body
+
+
+def unannounced_body_read(request: HttpRequest, *, size: int) -> None:
+    """Read up to `size` bytes of a body sent without Content-Length (chunked) into request.body.
+
+    Django reads Content-Length bytes, so without one it sees an empty body. A server
+    that sets wsgi.input_terminated (gunicorn does) ends its stream where the body ends,
+    so reading it to the end is safe; from any other server nothing is read here.
+    """
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or not meta.get("wsgi.input_terminated"):
+        return
+    if hasattr(request, "_body"):  # read already
+        return
+    try:
+        request._body = meta["wsgi.input"].read(size)
+    except (OSError, ParseException):  # gunicorn: a malformed chunk, or the client went away
+        raise ApiError(400, "bad_request", "the request body could not be read") from None
 
 
 class TokenAuth(HttpBearer):
@@ -126,39 +150,8 @@ token_auth = TokenAuth()
 ingest_token_auth = TokenAuth(automation_from_url=True)
 
 
-# Documented by hand: the parser in event_input.py is the source of truth, this mirrors it.
-EVENT_BODY_SCHEMA = {
-    "type": "object",
-    "required": ["idempotency_key", "payload"],
-    "additionalProperties": False,
-    "properties": {
-        "idempotency_key": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_KEY_LENGTH,
-            "description": "Unique per automation; a replay returns the first run.",
-        },
-        "segment": {
-            "type": ["string", "null"],
-            "maxLength": MAX_SEGMENT_LENGTH,
-            "pattern": "^[a-z0-9-]*$",
-            "description": "Segment key for per-segment policy.",
-        },
-        "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_LENGTH},
-        "payload": {
-            "type": "object",
-            "additionalProperties": True,
-            "description": f"Any JSON object: no NUL characters, at most {MAX_DEPTH} levels "
-            "of nesting counting the body itself.",
-        },
-    },
-    "example": {
-        "idempotency_key": "ticket-4711",
-        "segment": "enterprise",
-        "source": "zendesk",
-        "payload": {"subject": "Invoice", "body": "Where is my invoice?"},
-    },
-}
+# Stated by the parser's module, so that the schema says exactly what it enforces.
+EVENT_BODY_SCHEMA, EVENT_VALUE_SCHEMAS = event_body_json_schema(refs="#/components/schemas/")
 
 
 class EventAccepted(Schema):

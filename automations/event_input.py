@@ -3,6 +3,7 @@
 The checks guarantee that whatever passes can be stored in PostgreSQL jsonb and
 hashed: no NUL characters, no unpaired surrogates, no infinite numbers, and at
 most MAX_DEPTH levels of nesting (the body object itself is level 1).
+event_body_json_schema() states the same rules as JSON Schema, for the OpenAPI schema.
 """
 
 import json
@@ -16,6 +17,11 @@ MAX_KEY_LENGTH = 200
 MAX_SEGMENT_LENGTH = 100
 MAX_SOURCE_LENGTH = 100
 SEGMENT_RE = re.compile(r"[a-z0-9-]*")
+# Whitespace as str.isspace() has it: an idempotency key made of these alone is blank.
+BLANK_CHARACTERS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 FIELDS = ("idempotency_key", "segment", "source", "payload")
 
 INVALID_JSON = "invalid_json"
@@ -86,7 +92,7 @@ def event_body_validate(body: Any) -> EventInput:
         errors.append(_field_error("idempotency_key", "this field is required"))
     elif not isinstance(key, str):
         errors.append(_field_error("idempotency_key", "must be a string"))
-    elif not key.strip():
+    elif not key.strip(BLANK_CHARACTERS):
         errors.append(_field_error("idempotency_key", "must not be empty"))
     elif len(key) > MAX_KEY_LENGTH:
         errors.append(_field_error("idempotency_key", f"at most {MAX_KEY_LENGTH} characters"))
@@ -162,3 +168,88 @@ def _storable_errors(value: Any, path: str, depth: int) -> list[InputError]:
             errors.append(_field_error(child, f"key {problem}"))
         errors.extend(_storable_errors(item, child, depth + 1))
     return errors
+
+
+# JSON Schema of the body, for the OpenAPI schema. Patterns are ECMA-262, as JSON Schema
+# reads them: `$` is the end of the string (Python's `re` would let a final newline pass).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+_BLANK_CLASS = "".join(f"\\u{ord(char):04x}" for char in BLANK_CHARACTERS)
+KEY_PATTERN = f"^[^\\u0000]*[^\\u0000{_BLANK_CLASS}][^\\u0000]*$"
+SEGMENT_PATTERN = "^[a-z0-9-]*$"
+EVENT_VALUE = "EventValue"
+STRINGS_NOTE = (
+    "Strings here and in `payload`, and the keys of its objects, must not contain NUL "
+    "(\\u0000, which PostgreSQL cannot store) or unpaired surrogates (\\ud800-\\udfff)."
+)
+DEPTH_NOTE = (
+    f"Objects and arrays may nest at most {MAX_DEPTH} levels deep, counting the body "
+    "itself (the payload is level 2); deeper is a 422 naming the first too-deep one."
+)
+
+
+def event_body_json_schema(*, refs: str) -> tuple[dict, dict[str, dict]]:
+    """The body's JSON Schema and the definitions it names under `refs`, as the parser checks it.
+
+    All but the nesting limit is in the schema's keywords; that one is in the
+    descriptions and `x-max-depth`, because a definition per level makes schema
+    tools (schemathesis among them) expand thousands of combinations.
+    """
+    no_nul = {"type": "string", "pattern": NO_NUL_PATTERN}
+    body = {
+        "type": "object",
+        "required": ["idempotency_key", "payload"],
+        "additionalProperties": False,
+        "description": f"{STRINGS_NOTE} Numbers written with a fraction or an exponent must "
+        "fit a double (1e400 is refused); integers may have up to 4300 digits. " + DEPTH_NOTE,
+        "x-max-depth": MAX_DEPTH,
+        "properties": {
+            "idempotency_key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_KEY_LENGTH,
+                "pattern": KEY_PATTERN,
+                "description": "Unique per automation; a replay returns the first run. "
+                "Not only whitespace.",
+            },
+            "segment": {
+                "type": ["string", "null"],
+                "maxLength": MAX_SEGMENT_LENGTH,
+                "pattern": SEGMENT_PATTERN,
+                "description": "Segment key for per-segment policy.",
+            },
+            "source": {
+                "type": ["string", "null"],
+                "maxLength": MAX_SOURCE_LENGTH,
+                "pattern": NO_NUL_PATTERN,
+                "description": "The system the event comes from.",
+            },
+            "payload": {
+                **_object_schema(refs=refs),
+                "description": f"Any JSON object. {DEPTH_NOTE}",
+            },
+        },
+        "example": {
+            "idempotency_key": "ticket-4711",
+            "segment": "enterprise",
+            "source": "zendesk",
+            "payload": {"subject": "Invoice", "body": "Where is my invoice?"},
+        },
+    }
+    value = {
+        "anyOf": [
+            no_nul,
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": refs + EVENT_VALUE}},
+            _object_schema(refs=refs),
+        ],
+        "description": f"Any JSON value whose strings and keys have no NUL. {DEPTH_NOTE}",
+    }
+    return body, {EVENT_VALUE: value}
+
+
+def _object_schema(*, refs: str) -> dict:
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": NO_NUL_PATTERN},
+        "additionalProperties": {"$ref": refs + EVENT_VALUE},
+    }

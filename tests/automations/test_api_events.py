@@ -1,6 +1,7 @@
 """POST /api/v1/automations/{slug}/events: contracts section 3, every error row and more."""
 
 import hashlib
+import io
 import json
 import re
 from unittest import mock
@@ -8,6 +9,7 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 from django.test import Client, RequestFactory
+from gunicorn.http.errors import InvalidChunkSize
 
 from automations import ratelimit
 from automations.api import request_body
@@ -398,6 +400,53 @@ def test_actual_body_over_the_limit_is_413_even_without_content_length(settings)
         request_body(request)
 
     assert raised.value.status == 413
+
+
+def unannounced_request(stream, *, terminated: bool = True):
+    """A request without Content-Length (chunked), its body in `stream`, as gunicorn passes it."""
+    request = RequestFactory().post("/api/v1/automations/x/events", b"", "application/json")
+    request.META.pop("CONTENT_LENGTH", None)
+    request.META["wsgi.input"] = stream
+    if terminated:
+        request.META["wsgi.input_terminated"] = True
+    return request
+
+
+def test_body_without_content_length_is_read_when_the_server_ends_the_stream_there(settings):
+    settings.HANDRAIL_MAX_EVENT_BYTES = 2000
+    body = padded_body(2000)
+
+    assert request_body(unannounced_request(io.BytesIO(body))) == body
+
+
+def test_body_without_content_length_over_the_limit_is_413_after_reading_one_byte_more(settings):
+    settings.HANDRAIL_MAX_EVENT_BYTES = 2000
+    stream = io.BytesIO(padded_body(10_000))
+
+    with pytest.raises(ApiError) as raised:
+        request_body(unannounced_request(stream))
+
+    assert raised.value.status == 413
+    assert stream.tell() == 2001
+
+
+def test_body_without_content_length_is_not_read_from_a_server_that_does_not_end_it():
+    # Such a stream may block until the client closes the connection: read nothing.
+    stream = io.BytesIO(as_bytes(event_body()))
+
+    assert request_body(unannounced_request(stream, terminated=False)) == b""
+    assert stream.tell() == 0
+
+
+def test_malformed_chunk_is_400_bad_request():
+    class MalformedChunks(io.RawIOBase):
+        def read(self, size=-1):
+            raise InvalidChunkSize(b"zz")
+
+    with pytest.raises(ApiError) as raised:
+        request_body(unannounced_request(MalformedChunks()))
+
+    assert (raised.value.status, raised.value.code) == (400, "bad_request")
 
 
 def test_content_length_that_is_not_a_number_is_400(client, automation, token):
