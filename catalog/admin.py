@@ -201,11 +201,14 @@ class AutomationAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
             {
                 "fields": [
                     "mode",
+                    "enabled",
                     "min_confidence",
                     "latency_budget_ms",
                     "daily_budget_usd",
                     "audit_sample_rate",
                     "review_sla_minutes",
+                    "reviewer_hourly_usd",
+                    "manual_minutes_per_case",
                 ]
             },
         ),

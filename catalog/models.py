@@ -79,6 +79,15 @@ class Automation(models.Model):
     review_sla_minutes = models.PositiveIntegerField(
         default=60, help_text="A pending review older than this is late."
     )
+    # Economics (cost per 1,000 decisions, time saved).
+    reviewer_hourly_usd = models.DecimalField(
+        max_digits=10, decimal_places=2, default=0, help_text="What a reviewer's hour costs."
+    )
+    manual_minutes_per_case = models.FloatField(
+        default=0,
+        validators=[MinValueValidator(0.0)],
+        help_text="A person's time per case without the automation.",
+    )
     # Decision settings.
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.RULES)
     model = models.CharField(max_length=200, blank=True)

@@ -45,6 +45,7 @@ from .errors import Problems, item_path, key_path
 OPERATORS = tuple(MatchOperator.values)
 NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 MONEY_STEP = Decimal("0.0001")  # Automation.daily_budget_usd has 4 decimal places
+CENTS = Decimal("0.01")  # Automation.reviewer_hourly_usd has 2
 
 slug_text = text(
     max_length=64, pattern=r"[a-z0-9-]+", hint="must be lowercase letters, digits and hyphens"
@@ -270,6 +271,9 @@ AUTOMATION_FIELDS = {
     "daily_budget_usd": Field(number(minimum=0, maximum=99_999_999.9999), default=25.0),
     "audit_sample_rate": Field(number(minimum=0, maximum=1), default=0.05),
     "review_sla_minutes": Field(integer(minimum=1), default=60),
+    "enabled": Field(boolean, default=True),
+    "reviewer_hourly_usd": Field(number(minimum=0, maximum=99_999_999.99), default=0.0),
+    "manual_minutes_per_case": Field(number(minimum=0, maximum=100_000), default=0.0),
     "decision": Field(lambda v, p, pr: fields_check(v, p, pr, DECISION_FIELDS), required=True),
     "intents": Field(
         list_of(lambda v, p, pr: fields_check(v, p, pr, INTENT_FIELDS), non_empty=True),
@@ -385,8 +389,8 @@ def decision_check(decision: dict, intents, path: str, problems: Problems) -> No
             problems.add(sub_path(key_path(rule_path, "arguments"), where), message)
 
 
-def money(value) -> Decimal:
-    return Decimal(repr(value)).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)
+def money(value, *, step: Decimal = MONEY_STEP) -> Decimal:
+    return Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP)
 
 
 def automation_spec(raw: dict) -> dict:
@@ -407,6 +411,9 @@ def automation_spec(raw: dict) -> dict:
             "daily_budget_usd": money(raw["daily_budget_usd"]),
             "audit_sample_rate": float(raw["audit_sample_rate"]),
             "review_sla_minutes": raw["review_sla_minutes"],
+            "enabled": raw["enabled"],
+            "reviewer_hourly_usd": money(raw["reviewer_hourly_usd"], step=CENTS),
+            "manual_minutes_per_case": float(raw["manual_minutes_per_case"]),
             "provider": decision["provider"],
             "model": decision["model"],
             "base_url": decision["base_url"],

@@ -63,6 +63,9 @@ def test_contract_example_loads_with_every_setting_mapped(people):
     assert automation.daily_budget_usd == Decimal("25")
     assert automation.audit_sample_rate == 0.05
     assert automation.review_sla_minutes == 60
+    assert automation.enabled is True
+    assert automation.reviewer_hourly_usd == Decimal("60.00")
+    assert automation.manual_minutes_per_case == 6
     assert automation.provider == "openai"
     assert automation.model == "gpt-4.1-mini"
     assert automation.base_url == "http://127.0.0.1:8001/v1"
@@ -577,3 +580,14 @@ def test_a_long_source_name_is_shortened_to_fit_the_history_column(people):
     reason = Automation.history.get(history_type="+").history_change_reason
     assert len(reason) == 100
     assert reason.startswith("loaded from /very/long/xxx")
+
+
+def test_the_whole_automation_switch_loads_and_dumps_as_enabled(people):
+    document = example()
+    document["automations"][0]["enabled"] = False
+
+    load_catalog(document, source="support.yaml")
+
+    assert Automation.objects.get(slug="support-triage").enabled is False
+    [dumped] = dump_catalog()["automations"]
+    assert dumped["enabled"] is False
