@@ -4,6 +4,7 @@ import functools
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.http.request import RawPostDataException, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
@@ -22,7 +23,10 @@ CODES_BY_STATUS = {
     413: "payload_too_large",
     422: "validation_error",
     429: "rate_limited",
+    503: "unavailable",
 }
+# How long a client should wait before trying again while the database is away.
+RETRY_AFTER_SECONDS = 5
 
 
 class ErrorOut(Schema):
@@ -103,6 +107,21 @@ def _unreadable(request: HttpRequest, exc: Exception) -> JsonResponse:
     return error_response(400, "bad_request", "the request body could not be read")
 
 
+def _database_unavailable(request: HttpRequest, exc: Exception) -> JsonResponse:
+    # Nothing was stored: the client may send the same request (same idempotency key) again.
+    logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    return database_unavailable_response()
+
+
+def database_unavailable_response() -> JsonResponse:
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; nothing was stored, try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _unexpected(request: HttpRequest, exc: Exception) -> JsonResponse:
     # The client gets no detail; the log keeps the traceback (no bodies, so no PII).
     logger.exception("API error on %s %s", request.method, request.path)
@@ -119,6 +138,8 @@ def errors_install(api: NinjaAPI) -> None:
     api.add_exception_handler(RequestDataTooBig, _too_large)
     api.add_exception_handler(UnreadablePostError, _unreadable)
     api.add_exception_handler(RawPostDataException, _unreadable)
+    api.add_exception_handler(OperationalError, _database_unavailable)
+    api.add_exception_handler(InterfaceError, _database_unavailable)
     api.add_exception_handler(Exception, _unexpected)
 
 

@@ -1,15 +1,21 @@
 """Per-token request limits over fixed one-minute windows, counted in Django's cache."""
 
 import functools
+import logging
 import math
 import time
 from dataclasses import dataclass
 
+import redis.exceptions
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
+# What counting raises while Redis is down or unreachable.
+STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def clock() -> float:
@@ -31,7 +37,13 @@ def rate_limit_hit(*, key: str, limit: int | None = None) -> RateLimitResult:
     limit = settings.HANDRAIL_RATE_LIMIT_PER_MINUTE if limit is None else limit
     now = clock()
     window = int(now // WINDOW_SECONDS)
-    count = window_count(f"handrail:ratelimit:{key}:{window}")
+    try:
+        count = window_count(f"handrail:ratelimit:{key}:{window}")
+    except STORE_DOWN as exc:
+        # Redis is down: an event the database can still take is not refused for want of a
+        # counter. Limits resume with Redis.
+        logger.warning("rate limit not counted, its store is unavailable: %s", exc)
+        return RateLimitResult(allowed=True, retry_after=0)
     if count <= limit:
         return RateLimitResult(allowed=True, retry_after=0)
     retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
