@@ -20,6 +20,8 @@ from automations.services.runs import worker_actor
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
+# Retries of a compensation the receiver answered 408/409/425/429/5xx or did not answer.
+COMPENSATION_RETRIES = 5
 COMMON = {
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -47,9 +49,12 @@ def execute_run(run_id: int) -> None:
         dispatch.enqueue_execute(run_id, outcome.countdown)
 
 
-@shared_task(name="automations.compensate_run", **COMMON)
-def compensate_run(run_id: int) -> None:
-    action_compensate(run_id=run_id, actor=worker_actor())
+@shared_task(name="automations.compensate_run", bind=True, **COMMON)
+def compensate_run(self, run_id: int) -> None:
+    outcome = action_compensate(run_id=run_id, actor=worker_actor())
+    if outcome.kind == "retry" and self.request.retries < COMPENSATION_RETRIES:
+        # The same task again later: its count caps how often a receiver is asked to undo.
+        raise self.retry(countdown=outcome.countdown, max_retries=COMPENSATION_RETRIES)
 
 
 @shared_task(name="automations.sweep", acks_late=False, ignore_result=True)

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +23,7 @@ from django.utils import timezone
 from automations.adapters import Adapter, UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
+from automations.services import dispatch
 from automations.services.runs import (
     held_elsewhere,
     hold,
@@ -228,7 +230,7 @@ def _attempt_next(
     limit = max_attempts(config)
     if number > limit:
         reason = f"gave up after {limit} attempts: {action.last_error or LOST}"
-        return run_fail(run=run, action=action, actor=actor, reason=reason)
+        return run_fail(run=run, action=action, actor=actor, reason=reason, config=config)
     if not run_take_over(run=run, seconds=sending_lease_seconds(adapter, config)):
         return skip("another worker took it over")
     Action.objects.filter(pk=action.pk).update(attempt_count=number)
@@ -287,7 +289,7 @@ def attempt_record(
     reason = delivery.error
     if delivery.retryable:
         reason = f"gave up after {attempt.number} attempts: {delivery.error}"
-    return run_fail(run=run, action=action, actor=actor, reason=reason)
+    return run_fail(run=run, action=action, actor=actor, reason=reason, config=reserved.config)
 
 
 def action_close(*, action: Action, state: str, error: str = "") -> None:
@@ -310,13 +312,24 @@ def run_halt(*, run: Run, action: Action | None, actor: str, reason: str) -> Att
     return AttemptOutcome("halted", detail=reason)
 
 
-def run_fail(*, run: Run, action: Action | None, actor: str, reason: str) -> AttemptOutcome:
-    """Fail the run and its action for good."""
+def run_fail(
+    *, run: Run, action: Action | None, actor: str, reason: str, config: dict | None = None
+) -> AttemptOutcome:
+    """Fail the run and its action for good; compensate once committed if `config` says how.
+
+    A compensation follows only a failure after the action was attempted: the
+    receiver may have acted on an attempt that timed out or answered 5xx.
+    """
+    compensate = None
+    if action is not None and (config or {}).get("compensation_url"):
+        compensate = partial(dispatch.enqueue_compensate, run.pk)
     try:
         with transaction.atomic():
             if run.state == RunState.APPROVED:
                 run_transition(run=run, to_state=RunState.EXECUTING, actor=actor, reason=reason)
-            run_transition(run=run, to_state=RunState.FAILED, actor=actor, reason=reason)
+            run_transition(
+                run=run, to_state=RunState.FAILED, actor=actor, reason=reason, on_commit=compensate
+            )
             if action is not None:
                 action_close(action=action, state=ActionState.FAILED, error=reason)
     except IllegalTransition as exc:

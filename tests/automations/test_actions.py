@@ -511,6 +511,35 @@ class TestCompensation:
         body = verify(undo, secret)
         assert (body["run_id"], body["idempotency_key"]) == (str(run.pk), key)
 
+    def test_a_failed_delivery_is_compensated_once_the_failure_commits(
+        self, receiver, secret, django_capture_on_commit_callbacks
+    ):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"), max_attempts=2)
+        receiver.enqueue(503)
+        receiver.enqueue(504)
+        attempt(run)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            outcome = attempt(run)
+
+        assert outcome.kind == "failed"
+        run.refresh_from_db()
+        assert [to for _, to in transitions(run)][-2:] == ["failed", "compensated"]
+        route, again, undo = receiver.wait_for(3)
+        assert [d.path for d in (route, again, undo)] == ["/hooks/route"] * 2 + ["/hooks/undo"]
+
+    def test_a_run_failed_before_any_attempt_is_not_compensated(
+        self, receiver, secret, django_capture_on_commit_callbacks
+    ):
+        run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
+        run.automation.intents.all().delete()
+
+        with django_capture_on_commit_callbacks(execute=True):
+            assert attempt(run).kind == "failed"
+
+        assert Run.objects.get(pk=run.pk).state == "failed"
+        assert receiver.deliveries == []
+
     def test_executed_run_can_be_compensated(self, receiver, secret):
         run = approved_run(receiver, compensation_url=receiver.url("/hooks/undo"))
         attempt(run)
