@@ -270,3 +270,93 @@ class AuditSampleItem(models.Model):
 
     def __str__(self):
         return f"{self.sample} run {self.run_id}: {self.verdict}"
+
+
+class TrailEntry(models.Model):
+    """One fact of the tamper-evident trail (contracts section 8), ordered by `seq`.
+
+    Appended unchained (`seq` NULL) in the transaction that made the fact, with
+    `data` and its RFC 8785 bytes (`canonical`); the sequencer
+    (catalog/audit/trail.py) then gives it `seq` and its hash, in commit order.
+    """
+
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    kind = models.CharField(max_length=30)
+    automation = models.ForeignKey(
+        Automation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,  # a shared row: see automations/models.py
+    )
+    run = models.ForeignKey(
+        "automations.Run",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="trail_entries",
+        db_constraint=False,
+    )
+    data = models.JSONField()
+    canonical = models.BinaryField()
+    prev_hash = models.BinaryField(null=True, blank=True)
+    hash = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The sequencer's scan: only entries not chained yet.
+            models.Index(fields=["id"], name="trail_unchained", condition=models.Q(seq=None)),
+        ]
+        verbose_name_plural = "trail entries"
+
+    def __str__(self):
+        return f"trail {self.seq if self.seq is not None else '(unchained)'}: {self.kind}"
+
+
+class TrailHead(models.Model):
+    """The chain's last link: one row, locked by the one sequencer that extends it."""
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.BinaryField()
+    chained_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"trail head at {self.seq}"
+
+
+class TrailCheckpoint(models.Model):
+    """A signed statement of the chain's head at `seq` (Ed25519, DSSE), for later proof."""
+
+    seq = models.BigIntegerField(unique=True)
+    hash = models.BinaryField()
+    key_id = models.CharField(max_length=64)
+    signature = models.BinaryField()
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self):
+        return f"checkpoint at {self.seq} ({self.key_id})"
+
+
+class TrailVerification(models.Model):
+    """One run of verify_trail: what it found, for the compliance page."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    entries = models.BigIntegerField(default=0)
+    head_seq = models.BigIntegerField(null=True, blank=True)
+    ok = models.BooleanField(null=True)  # None while it runs
+    summary = models.TextField(blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"verification of {self.started_at:%Y-%m-%d %H:%M}: {self.summary or 'running'}"

@@ -32,6 +32,7 @@ from automations.services.runs import (
     run_transition,
 )
 from automations.states import IllegalTransition, RunState
+from catalog.audit.trail import trail_append
 from catalog.models import Intent
 from catalog.policy import policy_now
 
@@ -272,6 +273,23 @@ def attempt_record(
         error=delivery.error,
         response_excerpt=delivery.response_excerpt,
         retryable=delivery.retryable,
+    )
+    trail_append(
+        kind="attempt",
+        automation_id=run.automation_id,
+        run_id=run.pk,
+        data={
+            "run": run.pk,
+            "action": action.idempotency_key,
+            "adapter": action.adapter,
+            "number": attempt.number,
+            "started_at": attempt.started_at,
+            "duration_ms": duration_ms,
+            "status_code": delivery.status_code,
+            "error": delivery.error,
+            "retryable": delivery.retryable,
+            "by": actor,
+        },
     )
     if delivery.ok:
         reason = f"delivered: receiver answered {delivery.status_code}"

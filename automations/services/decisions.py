@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import prefetch_related_objects
+from django.utils import timezone
 
 from automations.adapters import UnknownAdapter, adapter_for
 from automations.guardrails import guardrails_run, strictest
@@ -34,6 +35,7 @@ from automations.services.actions import (
 from automations.services.runs import held_elsewhere, hold, run_take_over, run_transition
 from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
+from catalog.audit.trail import trail_append
 from catalog.models import Automation, Intent
 from catalog.policy import policy_now
 
@@ -141,6 +143,7 @@ def _record(outcome: _Outcome) -> Decided:
         "decided_by": "model" if acts else "",
         "verdicts": [_verdict_row(check) for check in outcome.checks],
     }
+    _trail(outcome, fields, route)
     if acts:
         intent = _intent(run.automation, outcome.decision)
         if intent is not None and intent.action_adapter:
@@ -161,6 +164,42 @@ def _record(outcome: _Outcome) -> Decided:
             run=run, automation_id=run.automation_id, kind=route.review_kind, reason=route.reason
         )
     return Decided(run)
+
+
+def _trail(outcome: _Outcome, fields: dict, route: Route) -> None:
+    """The decision and its verdicts on the trail, in the decision's transaction."""
+    run, call = outcome.run, outcome.result.call if outcome.result else None
+    trail_append(
+        kind="decision",
+        automation_id=run.automation_id,
+        run_id=run.pk,
+        data={
+            "run": run.pk,
+            "automation": run.automation.slug,
+            "segment": run.segment,
+            "trace_id": run.trace_id,
+            "event_sha256": run.event.body_sha256,
+            "mode": fields["effective_mode"],
+            "intent": fields["proposed_intent"],
+            "verdicts": fields["verdicts"],
+            "route": route.to_state,
+            "reason": route.reason,
+            "model_call": None
+            if call is None
+            else {
+                "provider": call.provider,
+                "model": call.model,
+                "prompt_version": run.automation.prompt_version,
+                "input_tokens": call.input_tokens,
+                "output_tokens": call.output_tokens,
+                "cost_usd": call.cost_usd,
+                "latency_ms": call.latency_ms,
+                "error": call.error or outcome.result.error,
+            },
+            "by": outcome.actor,
+            "at": timezone.now(),
+        },
+    )
 
 
 def _provider_error(outcome: _Outcome) -> str:

@@ -25,6 +25,7 @@ from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Ru
 from automations.services import dispatch
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
+from catalog.audit.trail import trail_append
 from catalog.models import Automation, Intent, Role
 from catalog.selectors import has_role, reviewable_automations
 
@@ -456,6 +457,7 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
                 "note",
             ]
         )
+        diff = intent_diff(run.proposed_intent, final)
         Label.objects.create(
             review_task=task,
             run=run,
@@ -463,8 +465,26 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
             outcome=outcome,
             model_intent=run.proposed_intent,
             final_intent=final,
-            diff=intent_diff(run.proposed_intent, final),
+            diff=diff,
             reviewer=user,
+        )
+        trail_append(
+            kind="review",
+            automation_id=task.automation_id,
+            run_id=run.pk,
+            data={
+                "run": run.pk,
+                "task": task.pk,
+                "kind": task.kind,
+                "outcome": outcome,
+                "final_intent": final,
+                "diff": diff,
+                "reject_reason": task.reject_reason,
+                "note": task.note,
+                "review_ms": task.review_ms,
+                "by": user.get_username(),
+                "at": now,
+            },
         )
         reason = _run_reason(outcome, task.reject_reason)
         try:

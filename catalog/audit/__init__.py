@@ -1,0 +1,1 @@
+"""Compliance: audit samples and verdicts, the tamper-evident trail and its attestations."""

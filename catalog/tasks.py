@@ -1,0 +1,11 @@
+"""Celery tasks of the catalog: the trail's sequencer."""
+
+from celery import shared_task
+
+from catalog.audit.trail import trail_chain
+
+
+@shared_task(name="catalog.chain_trail", acks_late=False, ignore_result=True)
+def chain_trail() -> None:
+    # Not retried: beat sends the next one a second later.
+    trail_chain()
