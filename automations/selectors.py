@@ -5,11 +5,11 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery, prefetch_related_objects
+from django.db.models import Count, OuterRef, Q, Subquery, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
-from automations.models import ReviewState, ReviewTask
+from automations.models import ReviewOutcome, ReviewState, ReviewTask
 from catalog.models import Automation
 from catalog.selectors import count_per_automation, reviewable_automations
 
@@ -87,3 +87,59 @@ def review_task_detail(task_id: int, user: AbstractBaseUser) -> ReviewTask:
         raise PermissionDenied("you do not review this automation")
     prefetch_related_objects([task], "automation__intents", "run__model_calls", "run__transitions")
     return task
+
+
+# A person changed what the model proposed: edited it, or refused it (in suggest mode,
+# used an edited draft or discarded it).
+OVERRIDDEN_OUTCOMES = frozenset(
+    {
+        ReviewOutcome.EDITED,
+        ReviewOutcome.REJECTED,
+        ReviewOutcome.USED_EDITED,
+        ReviewOutcome.DISCARDED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ReviewedCounts:
+    reviewed: int
+    overridden: int
+
+
+def reviewed_counts(
+    *, automation_id: int, since: datetime, segment: str | None = None
+) -> ReviewedCounts:
+    """How many of an automation's cases people decided since `since`, and overrode."""
+    tasks = ReviewTask.objects.filter(
+        automation_id=automation_id, state=ReviewState.DONE, decided_at__gte=since
+    )
+    if segment is not None:
+        tasks = tasks.filter(run__segment=segment)
+    counts = tasks.aggregate(
+        reviewed=Count("id"), overridden=Count("id", filter=Q(outcome__in=OVERRIDDEN_OUTCOMES))
+    )
+    return ReviewedCounts(counts["reviewed"], counts["overridden"])
+
+
+def latest_reviewed_counts(*, automation_id: int, segment: str, last: int) -> ReviewedCounts:
+    """The same over a segment's `last` most recently decided cases."""
+    outcomes = list(
+        ReviewTask.objects.filter(
+            automation_id=automation_id, state=ReviewState.DONE, run__segment=segment
+        )
+        .order_by("-decided_at", "-id")
+        .values_list("outcome", flat=True)[:last]
+    )
+    return ReviewedCounts(len(outcomes), sum(o in OVERRIDDEN_OUTCOMES for o in outcomes))
+
+
+def reviewed_segments(*, automation_id: int, since: datetime) -> list[str]:
+    """The segments with cases people decided since `since` ("" for runs without one)."""
+    return sorted(
+        set(
+            ReviewTask.objects.filter(
+                automation_id=automation_id, state=ReviewState.DONE, decided_at__gte=since
+            ).values_list("run__segment", flat=True)
+        )
+    )

@@ -88,6 +88,33 @@ class Automation(models.Model):
         validators=[MinValueValidator(0.0)],
         help_text="A person's time per case without the automation.",
     )
+    # Readiness for autonomy (catalog/governance/readiness.py): what the playbook asks for.
+    success_metrics = models.TextField(
+        blank=True, help_text="How we know it works: the figures and the targets."
+    )
+    monitoring_plan = models.TextField(blank=True, help_text="Who watches what, and where.")
+    labeling_budget = models.CharField(
+        max_length=200, blank=True, help_text="Reviewer time set aside for labels, e.g. 4 h/week."
+    )
+    on_call = models.CharField(
+        max_length=200, blank=True, help_text="Who answers when it misbehaves (a rotation)."
+    )
+    # Automatic demotion (catalog/governance/demotion.py): off unless asked for.
+    auto_demote = models.BooleanField(
+        default=False,
+        help_text="Demote a segment to approve when its recent override rate is too high.",
+    )
+    auto_demote_after = models.PositiveIntegerField(
+        default=50, help_text="Judge the override rate over this many latest reviewed cases."
+    )
+    auto_demote_over = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Demote when the override rate over them is above this.",
+    )
+    # Where governance notifications go (signed like any webhook); empty: nowhere.
+    notify_url = models.URLField(max_length=500, blank=True)
+    notify_secret_env = models.CharField(max_length=100, blank=True)
     # Decision settings.
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.RULES)
     model = models.CharField(max_length=200, blank=True)
@@ -270,6 +297,38 @@ class AuditSampleItem(models.Model):
 
     def __str__(self):
         return f"{self.sample} run {self.run_id}: {self.verdict}"
+
+
+class GovernanceChange(models.Model):
+    """A mode or kill-switch change: who, when, why, and whether evidence was overridden."""
+
+    class Kind(models.TextChoices):
+        MODE = "mode"
+        SWITCH = "switch"
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="governance_changes"
+    )
+    segment = models.CharField(max_length=100, blank=True)  # "": the whole automation
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    from_value = models.CharField(max_length=20)
+    to_value = models.CharField(max_length=20)
+    reason = models.TextField()
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # None: the system (automatic demotion) or the command line without --by
+    override = models.BooleanField(default=False, help_text="Promoted without its evidence.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["automation", "kind", "created_at"], name="governance_by_kind")
+        ]
+
+    def __str__(self):
+        where = f"/{self.segment}" if self.segment else ""
+        return f"{self.automation.slug}{where} {self.kind}: {self.from_value} -> {self.to_value}"
 
 
 class TrailEntry(models.Model):

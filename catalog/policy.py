@@ -6,10 +6,17 @@ if its policy sets one, else the automation's) is approve or autonomous. The
 segment-policy guardrail reads this from the configuration a decision loaded;
 an action attempt reads it afresh (`policy_now`) right before it reserves a
 send, so a switch holds for everything not yet sent.
+
+`policy_lock` orders the two: a change of switch or mode holds the
+automation's lock exclusively while it commits, a reservation holds it shared
+while it reads the policy and writes its attempt. So every attempt reserved
+after a change has committed sees the change, and a change waits for the
+reservations already under way (which were allowed) to commit first.
 """
 
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from .models import Automation, Mode, SegmentPolicy
@@ -91,3 +98,22 @@ def policy_now(*, automation_id: int, segment: str) -> Policy:
         segment_enabled=row["segment_enabled"] if segment else None,
         segment_mode=(row["segment_mode"] or "") if segment else "",
     )
+
+
+# A constant for this lock's class, so Handrail's advisory locks never meet another app's.
+_LOCK_CLASS = 0x48524C  # "HRL"
+
+
+def policy_lock(*, automation_id: int, exclusive: bool) -> None:
+    """Take the automation's policy lock for the rest of the caller's transaction.
+
+    PostgreSQL: a transaction-level advisory lock (no row is locked, so the hot
+    path's reads of the automation stay free). SQLite runs one writing
+    transaction at a time (IMMEDIATE), which orders them already.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [_LOCK_CLASS, automation_id])

@@ -54,6 +54,19 @@ def envregex(name: str, default: str) -> str:
     return value
 
 
+def envfloat(name: str, default: float, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -318,11 +331,18 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every trail entry is chained within a few seconds of its commit.
     "chain-trail": {"task": "catalog.chain_trail", "schedule": 1.0, "options": {"expires": 1.0}},
+    "demote-segments": {"task": "catalog.demote_segments", "schedule": 300.0},
 }
 
 # The tamper-evident trail (catalog/audit/trail.py): on unless turned off (benchmarks
 # measure the pipeline with and without it).
 HANDRAIL_TRAIL = envbool("HANDRAIL_TRAIL", True)
+
+# Governance: promoting to autonomous needs this many reviewed cases in the window, with
+# the override rate's Wilson 95 % upper bound at most this (catalog/governance/evidence.py).
+HANDRAIL_PROMOTION_MIN_REVIEWS = envint("HANDRAIL_PROMOTION_MIN_REVIEWS", 200, minimum=1)
+HANDRAIL_PROMOTION_WINDOW_DAYS = envint("HANDRAIL_PROMOTION_WINDOW_DAYS", 14, minimum=1)
+HANDRAIL_PROMOTION_MAX_OVERRIDE = envfloat("HANDRAIL_PROMOTION_MAX_OVERRIDE", 0.05)
 
 # Review.
 HANDRAIL_REVIEW_LEASE_SECONDS = envint("HANDRAIL_REVIEW_LEASE_SECONDS", 600, minimum=1)

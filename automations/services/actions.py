@@ -34,7 +34,7 @@ from automations.services.runs import (
 from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
 from catalog.models import Intent
-from catalog.policy import policy_now
+from catalog.policy import policy_lock, policy_now
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,7 @@ def _reserve(*, run: Run, intent: Intent | None, actor: str) -> Reserved | Attem
     if intent is not None and not intent.action_adapter:
         return run_without_action(run=run, intent=intent, actor=actor)
     action = Action.objects.filter(run_id=run.pk).first()
+    policy_lock(automation_id=run.automation_id, exclusive=False)
     block = policy_now(automation_id=run.automation_id, segment=run.segment).why_not()
     if block:
         return run_halt(run=run, action=action, actor=actor, reason=f"{block} after approval")

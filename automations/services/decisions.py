@@ -37,7 +37,7 @@ from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
 from catalog.models import Automation, Intent
-from catalog.policy import policy_now
+from catalog.policy import policy_lock, policy_now
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -124,6 +124,7 @@ def _record(outcome: _Outcome) -> Decided:
     run = outcome.run
     if outcome.result is not None:
         model_call_record(**_call_fields(outcome))
+    policy_lock(automation_id=run.automation_id, exclusive=False)
     policy = policy_now(automation_id=run.automation_id, segment=run.segment)
     if policy.switched_off:
         route = Route(RunState.BLOCKED, None, f"{policy.switched_off} (while deciding)")

@@ -1,5 +1,6 @@
 """The catalog as a document in the file format that load_catalog reads."""
 
+from catalog.loader.validate import GOVERNANCE_FIELDS
 from catalog.models import Automation
 
 
@@ -46,10 +47,22 @@ def draft_document(
         "enabled": automation.enabled,
         "reviewer_hourly_usd": float(automation.reviewer_hourly_usd),
         "manual_minutes_per_case": automation.manual_minutes_per_case,
+        **governance_document(automation),
         "decision": decision_document(automation),
         "intents": [intent_document(intent) for intent in intents],
         "segments": [segment_document(segment) for segment in segments],
         "do_not_automate": [rule_document(rule) for rule in do_not_automate],
+    }
+
+
+def governance_document(automation: Automation) -> dict:
+    """The readiness and governance settings that differ from their defaults (extensions)."""
+    names = [*GOVERNANCE_FIELDS, "auto_demote_over"]
+    defaults = {name: Automation._meta.get_field(name).get_default() for name in names}
+    return {
+        name: getattr(automation, name)
+        for name in names
+        if getattr(automation, name) != defaults[name]
     }
 
 

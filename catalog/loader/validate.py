@@ -274,6 +274,16 @@ AUTOMATION_FIELDS = {
     "enabled": Field(boolean, default=True),
     "reviewer_hourly_usd": Field(number(minimum=0, maximum=99_999_999.99), default=0.0),
     "manual_minutes_per_case": Field(number(minimum=0, maximum=100_000), default=0.0),
+    # Readiness and governance (extensions of contracts section 1).
+    "success_metrics": Field(text(blank=True), default=""),
+    "monitoring_plan": Field(text(blank=True), default=""),
+    "labeling_budget": Field(text(max_length=200, blank=True), default=""),
+    "on_call": Field(text(max_length=200, blank=True), default=""),
+    "auto_demote": Field(boolean, default=False),
+    "auto_demote_after": Field(integer(minimum=1, maximum=100_000), default=50),
+    "auto_demote_over": Field(number(minimum=0, maximum=1), default=0.2),
+    "notify_url": Field(blank_or(url(max_length=500)), default=""),
+    "notify_secret_env": Field(blank_or(secret_env_name), default=""),
     "decision": Field(lambda v, p, pr: fields_check(v, p, pr, DECISION_FIELDS), required=True),
     "intents": Field(
         list_of(lambda v, p, pr: fields_check(v, p, pr, INTENT_FIELDS), non_empty=True),
@@ -389,6 +399,19 @@ def decision_check(decision: dict, intents, path: str, problems: Problems) -> No
             problems.add(sub_path(key_path(rule_path, "arguments"), where), message)
 
 
+# The governance settings a file may leave out; the dump writes them only when set.
+GOVERNANCE_FIELDS = (
+    "success_metrics",
+    "monitoring_plan",
+    "labeling_budget",
+    "on_call",
+    "auto_demote",
+    "auto_demote_after",
+    "notify_url",
+    "notify_secret_env",
+)
+
+
 def money(value, *, step: Decimal = MONEY_STEP) -> Decimal:
     return Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP)
 
@@ -414,6 +437,8 @@ def automation_spec(raw: dict) -> dict:
             "enabled": raw["enabled"],
             "reviewer_hourly_usd": money(raw["reviewer_hourly_usd"], step=CENTS),
             "manual_minutes_per_case": float(raw["manual_minutes_per_case"]),
+            **{name: raw[name] for name in GOVERNANCE_FIELDS},
+            "auto_demote_over": float(raw["auto_demote_over"]),
             "provider": decision["provider"],
             "model": decision["model"],
             "base_url": decision["base_url"],

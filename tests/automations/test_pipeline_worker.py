@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from automations.services.decisions import run_decide
 from automations.services.ingestion import event_ingest
 from automations.services.runs import run_transition
 from automations.tasks import decide_run, execute_run
+from catalog.governance.changes import switch_set
 from catalog.models import SegmentPolicy
 from catalog.tokens import token_issue
 from tests.factories import AutomationFactory, IntentFactory, SegmentPolicyFactory
@@ -36,7 +38,7 @@ from tests.support.api_client import event_body, post_event
 from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV
 from tests.support.model_server import ModelServer, completion
 from tests.support.waiting import wait_until
-from tests.support.webhook_receiver import WebhookReceiver, verify
+from tests.support.webhook_receiver import Answer, WebhookReceiver, verify
 
 pytestmark = pytest.mark.worker
 
@@ -281,3 +283,56 @@ def test_kill_switch_is_checked_when_the_decide_task_acts(automation, receiver, 
     assert transitions(run)[-2:] == [("awaiting_review", "approved"), ("approved", "halted")]
     assert not Action.objects.filter(run=run).exists()
     assert receiver.deliveries == []
+
+
+def test_a_segment_switched_off_sends_nothing_that_starts_after_the_switch_commits(
+    automation, receiver, celery_worker, capsys
+):
+    # A slow receiver keeps deliveries in flight while the switch is flipped.
+    receiver.default = Answer(status=200, delay=0.2)
+    runs = []
+    for n in range(30):
+        with transaction.atomic():
+            body = event_body(f"switch-{n}")
+            runs.append(
+                event_ingest(
+                    automation=automation,
+                    idempotency_key=body["idempotency_key"],
+                    payload=body["payload"],
+                    raw_body=json.dumps(body).encode(),
+                    segment="enterprise",
+                    client="test",
+                    decide=True,
+                ).run
+            )
+    wait_until(
+        lambda: len(receiver.deliveries) >= 3, timeout=30, describe=worker_log(celery_worker)
+    )
+
+    committed = []
+    clicked = time.time()
+    with transaction.atomic():
+        switch_set(
+            automation=automation, on=False, reason="incident", by=None, segment="enterprise"
+        )
+        transaction.on_commit(lambda: committed.append(timezone.now()))
+    settled = Run.objects.filter(pk__in=[r.pk for r in runs]).exclude(
+        state__in=["received", "deciding", "approved", "executing"]
+    )
+    wait_until(lambda: settled.count() == len(runs), timeout=60, describe=worker_log(celery_worker))
+
+    attempts = ActionAttempt.objects.filter(action__run__in=runs)
+    assert attempts.exists() and all(a.started_at < committed[0] for a in attempts)
+    states = Counter(
+        Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("state", flat=True)
+    )
+    assert states["blocked"] + states["halted"] > 0  # the switch stopped what was not yet sent
+    assert states["executed"] == attempts.count() == len(receiver.deliveries)
+    last_sent = max(d.received_at for d in receiver.deliveries)
+    with capsys.disabled():
+        print(
+            f"\nkill switch: {states['executed']} sent before the commit, "
+            f"{states['blocked']} blocked, {states['halted']} halted; "
+            f"switch clicked to commit {committed[0].timestamp() - clicked:.3f} s, "
+            f"last delivery arrived {last_sent - committed[0].timestamp():+.3f} s after the commit"
+        )
