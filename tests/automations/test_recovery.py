@@ -149,3 +149,15 @@ def test_an_event_posted_while_the_broker_is_down_is_accepted_and_swept_later(
     with mock.patch.object(dispatch, "queue_length", return_value=0):
         assert sweep().dispatched == 1
     assert broker_down.call_args.kwargs["args"] == [run.pk]
+
+
+@pytest.mark.worker
+@pytest.mark.skipif(not __import__("os").environ.get("REDIS_URL"), reason="needs REDIS_URL")
+def test_an_empty_redis_queue_counts_as_empty_not_as_a_broker_error():
+    celery_app.conf.task_always_eager = False
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(celery_app.conf.task_default_queue)
+        assert dispatch.queue_length() == 0
+    finally:
+        celery_app.conf.task_always_eager = True
