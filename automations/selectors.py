@@ -1,4 +1,7 @@
-"""Reads shared by the reviewer console: queues and one task's full picture, access-scoped."""
+"""Reads shared by the browser pages: review queues, one task's and one run's full picture.
+
+Every read is scoped to what the user may see (catalog.selectors).
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,9 +12,10 @@ from django.db.models import OuterRef, Subquery, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
-from automations.models import ReviewState, ReviewTask
+from automations.models import ReviewState, ReviewTask, Run
+from automations.run_detail import run_for_detail
 from catalog.models import Automation
-from catalog.selectors import count_per_automation, reviewable_automations
+from catalog.selectors import automations_visible_to, count_per_automation, reviewable_automations
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,15 @@ def review_task_detail(task_id: int, user: AbstractBaseUser) -> ReviewTask:
         raise PermissionDenied("you do not review this automation")
     prefetch_related_objects([task], "automation__intents", "run__model_calls", "run__transitions")
     return task
+
+
+def run_for_page(run_id: int, user: AbstractBaseUser) -> Run:
+    """The run with all its page shows, in a fixed number of queries whatever its size.
+
+    Http404 when there is no such run or the user may not see its automation:
+    the page does not tell the two apart.
+    """
+    run = run_for_detail(str(run_id))
+    if run is None or not automations_visible_to(user).filter(pk=run.automation_id).exists():
+        raise Http404("no such run")
+    return run
