@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from automations.models import ReviewState, ReviewTask, Run
 from automations.run_detail import run_for_detail
+from automations.services.recovery import runs_overdue
 from catalog.models import Automation
 from catalog.selectors import automations_visible_to, count_per_automation, reviewable_automations
 
@@ -93,6 +94,9 @@ def review_task_detail(task_id: int, user: AbstractBaseUser) -> ReviewTask:
     return task
 
 
+RUN_LIST_LIMIT = 50
+
+
 def run_for_page(run_id: int, user: AbstractBaseUser) -> Run:
     """The run with all its page shows, in a fixed number of queries whatever its size.
 
@@ -103,3 +107,29 @@ def run_for_page(run_id: int, user: AbstractBaseUser) -> Run:
     if run is None or not automations_visible_to(user).filter(pk=run.automation_id).exists():
         raise Http404("no such run")
     return run
+
+
+def runs_visible_to(
+    user: AbstractBaseUser,
+    *,
+    automation_slug: str = "",
+    trace_id: str = "",
+    overdue: bool = False,
+    now: datetime | None = None,
+) -> list[Run]:
+    """The newest RUN_LIST_LIMIT runs of the automations the user may see, in one query.
+
+    Narrowed to one automation (by slug), to one trace id, and to the runs
+    waiting for recovery (runs_overdue, longest waiting first) when asked.
+    """
+    runs = runs_overdue(now=now) if overdue else Run.objects.all()
+    runs = runs.filter(automation__in=automations_visible_to(user).values("pk"))
+    # Along an index: the sweep's partial one on due_at, (automation, created_at) for one
+    # automation, else the primary key's (created_at has no index of its own).
+    order = ("due_at", "pk") if overdue else ("-pk",)
+    if automation_slug:
+        runs = runs.filter(automation__slug=automation_slug)
+        order = order if overdue else ("-created_at", "-pk")
+    if trace_id:
+        runs = runs.filter(trace_id=trace_id)
+    return list(runs.select_related("automation").order_by(*order)[:RUN_LIST_LIMIT])

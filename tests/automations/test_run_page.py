@@ -400,6 +400,51 @@ def test_the_page_takes_as_many_queries_for_a_long_run_as_for_a_short_one(
     assert counts[0] == counts[1]
 
 
+# Links between the pages.
+
+
+def test_the_assigned_reviewer_gets_a_link_to_the_review_task_and_others_do_not(
+    client, run, reviewer, owner
+):
+    task_url = reverse("review:task", args=[run.review_task.pk])
+    client.force_login(reviewer)
+    assert f'href="{task_url}"' in html(client.get(run_url(run)))
+
+    client.force_login(owner)  # may see the run, may not open the review console
+    page = html(client.get(run_url(run)))
+    assert f'href="{task_url}"' not in page
+    assert f"task {run.review_task.pk}" in page
+
+
+def test_the_review_task_and_the_automation_page_link_to_the_run(client, run, reviewer, admin_user):
+    client.force_login(reviewer)
+    task_page = html(client.get(reverse("review:task", args=[run.review_task.pk])))
+    assert f'href="{run_url(run)}"' in task_page
+
+    client.force_login(admin_user)
+    automation_page = html(client.get(reverse("automation_detail", args=["support-triage"])))
+    runs_url = reverse("run_list") + "?automation=support-triage"
+    assert f'href="{runs_url}"' in automation_page
+    assert f'href="{run_url(run)}"' in html(client.get(runs_url))
+
+
+def test_the_run_list_finds_a_run_by_trace_id_among_those_the_user_may_see(
+    client, run, automation, reviewer
+):
+    hidden = RunFactory(event=EventFactory(automation=AutomationFactory(slug="refunds")))
+    other = RunFactory(event=EventFactory(automation=automation))
+    client.force_login(reviewer)
+
+    everything = html(client.get(reverse("run_list")))
+    found = html(client.get(reverse("run_list"), {"trace_id": run.trace_id.upper()}))
+    foreign = html(client.get(reverse("run_list"), {"trace_id": hidden.trace_id}))
+
+    assert run_url(run) in everything and run_url(other) in everything
+    assert run_url(hidden) not in everything
+    assert run_url(run) in found and run_url(other) not in found
+    assert run_url(hidden) not in foreign and "No runs with this trace id" in foreign
+
+
 def test_a_run_waiting_for_its_next_attempt_says_which_and_when(client, automation, admin_user):
     run = in_flight(automation, state="executing", due_in=timedelta(seconds=20))
     Action.objects.create(
@@ -411,3 +456,38 @@ def test_a_run_waiting_for_its_next_attempt_says_which_and_when(client, automati
     text = banner(html(client.get(run_url(run))))
 
     assert text == f"retry: Waiting to retry: attempt 3 is due at {due:%H:%M:%S}."
+
+
+def test_the_run_list_shows_and_filters_the_runs_waiting_for_recovery(
+    client, run, automation, admin_user
+):
+    stuck = in_flight(
+        automation, state="deciding", held_by="worker:lost:7", due_in=-timedelta(seconds=30)
+    )
+    queued = in_flight(automation, state="received", due_in=timedelta(seconds=30))
+    client.force_login(admin_user)
+
+    everything = html(client.get(reverse("run_list")))
+    waiting = html(client.get(reverse("run_list"), {"overdue": "1"}))
+
+    assert everything.count("waiting for recovery</span>") == 1
+    assert run_url(queued) in everything and run_url(run) in everything
+    assert run_url(stuck) in waiting
+    assert run_url(queued) not in waiting and run_url(run) not in waiting
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"trace_id": "not-a-trace\x00"}, "Trace id: 32 hexadecimal digits"),
+        ({"automation": "no such/slug"}, "automation: not an automation"),
+    ],
+)
+def test_the_run_list_says_what_is_wrong_with_a_bad_search(client, admin_user, run, query, message):
+    client.force_login(admin_user)
+
+    response = client.get(reverse("run_list"), query)
+
+    assert response.status_code == 400
+    assert message in html(response)
+    assert run_url(run) not in html(response)
