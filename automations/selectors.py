@@ -1,4 +1,7 @@
-"""Reads shared by the reviewer console: queues and one task's full picture, access-scoped."""
+"""Reads shared by the browser pages: review queues, one task's and one run's full picture.
+
+Every read is scoped to what the user may see (catalog.selectors).
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,9 +12,11 @@ from django.db.models import Count, OuterRef, Q, Subquery, prefetch_related_obje
 from django.http import Http404
 from django.utils import timezone
 
-from automations.models import ReviewOutcome, ReviewState, ReviewTask
+from automations.models import ReviewOutcome, ReviewState, ReviewTask, Run
+from automations.run_detail import run_for_detail
+from automations.services.recovery import runs_overdue
 from catalog.models import Automation
-from catalog.selectors import count_per_automation, reviewable_automations
+from catalog.selectors import automations_visible_to, count_per_automation, reviewable_automations
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,44 @@ def reviewed_segments(*, automation_id: int, since: datetime) -> list[str]:
             ).values_list("run__segment", flat=True)
         )
     )
+
+
+RUN_LIST_LIMIT = 50
+
+
+def run_for_page(run_id: int, user: AbstractBaseUser) -> Run:
+    """The run with all its page shows, in a fixed number of queries whatever its size.
+
+    Http404 when there is no such run or the user may not see its automation:
+    the page does not tell the two apart.
+    """
+    run = run_for_detail(str(run_id))
+    if run is None or not automations_visible_to(user).filter(pk=run.automation_id).exists():
+        raise Http404("no such run")
+    return run
+
+
+def runs_visible_to(
+    user: AbstractBaseUser,
+    *,
+    automation_slug: str = "",
+    trace_id: str = "",
+    overdue: bool = False,
+    now: datetime | None = None,
+) -> list[Run]:
+    """The newest RUN_LIST_LIMIT runs of the automations the user may see, in one query.
+
+    Narrowed to one automation (by slug), to one trace id, and to the runs
+    waiting for recovery (runs_overdue, longest waiting first) when asked.
+    """
+    runs = runs_overdue(now=now) if overdue else Run.objects.all()
+    runs = runs.filter(automation__in=automations_visible_to(user).values("pk"))
+    # Along an index: the sweep's partial one on due_at, (automation, created_at) for one
+    # automation, else the primary key's (created_at has no index of its own).
+    order = ("due_at", "pk") if overdue else ("-pk",)
+    if automation_slug:
+        runs = runs.filter(automation__slug=automation_slug)
+        order = order if overdue else ("-created_at", "-pk")
+    if trace_id:
+        runs = runs.filter(trace_id=trace_id)
+    return list(runs.select_related("automation").order_by(*order)[:RUN_LIST_LIMIT])

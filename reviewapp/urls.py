@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("review/", include("automations.urls")),
+    path("runs/", include("automations.run_urls")),
     path("", include("catalog.urls")),
 ]
 
