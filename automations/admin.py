@@ -1,13 +1,13 @@
 """Read-only admin over the run trail: evidence is looked at here, never added, edited or deleted.
 
-Admins and compliance read it (contracts §2); Django's own view permission
-also opens it. Nobody, superusers included, gets add, change or delete.
+Admins and compliance read it (contracts §2, catalog.admin_access); nobody,
+superusers included, gets add, change or delete. What a webhook receiver
+answered is shown to admins only.
 """
 
 from django.contrib import admin
 
-from catalog.models import Role
-from catalog.selectors import user_roles
+from catalog.admin_access import ReadOnlyMixin, admin_is_admin
 
 from .models import (
     Action,
@@ -20,31 +20,6 @@ from .models import (
     Run,
     RunTransition,
 )
-
-READERS = {Role.ADMIN, Role.COMPLIANCE}
-
-
-def _may_read(request) -> bool:
-    return bool(user_roles(request.user) & READERS)
-
-
-class ReadOnlyMixin:
-    """No add, change or delete for anyone; view for admins, compliance and view permission."""
-
-    def has_module_permission(self, request):
-        return _may_read(request) or super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _may_read(request) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TrailAdmin(ReadOnlyMixin, admin.ModelAdmin):
@@ -82,6 +57,12 @@ class ActionAttemptInline(TrailInline):
         "response_excerpt",
     ]
     readonly_fields = fields
+
+    def get_fields(self, request, obj=None):
+        # A receiver's answer may carry anything it chose to send back: admins only.
+        if admin_is_admin(request.user):
+            return self.fields
+        return [name for name in self.fields if name != "response_excerpt"]
 
 
 @admin.register(Event)
