@@ -50,6 +50,8 @@ ROLE_USERS = {
     "admin": ("ada", ["admin"]),
 }
 FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The secret of the world's API token, which is limited to `theirs`.
+TOKEN_SECRET = "hr_matrix_secret"
 
 
 @dataclass
@@ -129,7 +131,9 @@ def world_build() -> World:
     assert claimed.pk == world.open_tasks["mine"].pk
     world.open_tasks["mine"] = claimed
     world.token = ApiToken.objects.create(
-        name="zendesk", token_hash=hashlib.sha256(b"hr_matrix").hexdigest(), prefix="hr_matrix"
+        name="zendesk",
+        token_hash=hashlib.sha256(TOKEN_SECRET.encode()).hexdigest(),
+        prefix=TOKEN_SECRET[:10],
     )
     world.token.automations.add(world.automations["theirs"])
     world.target_user = UserFactory(username="tina")
