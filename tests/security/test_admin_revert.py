@@ -210,3 +210,19 @@ def test_an_owner_cannot_read_the_history_of_someone_elses_automation(client, ol
     history = reverse("admin:catalog_automation_history", args=[theirs.pk])
     assert client.get(history).status_code == 403
     assert client.get(revert_url(theirs, theirs.history.latest())).status_code == 403
+
+
+def test_a_deleted_row_is_brought_back_by_admins_only(client, admin_user, olivia, automation):
+    intent = IntentFactory(automation=automation)
+    version, pk = intent.history.latest(), intent.pk
+    data = revert_form(client, admin_user, intent, version)
+    intent.delete()
+    url = reverse("admin:catalog_intent_simple_history", args=[pk, version.history_id])
+
+    client.force_login(olivia)
+    assert client.post(url, data).status_code == 403
+    assert not Intent.objects.filter(pk=pk).exists()
+
+    client.force_login(admin_user)
+    assert client.post(url, data).status_code == 302
+    assert Intent.objects.filter(pk=pk, automation=automation).exists()
