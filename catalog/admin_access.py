@@ -76,7 +76,7 @@ def config_may_change(user, obj=None) -> bool:
 
 
 class HistoryRevertGuard:
-    """The revert form saves only for who may change the row as stored, in one transaction.
+    """The revert form saves only for users who may change the row as stored, in one transaction.
 
     simple-history checks view permission only, on the old version; a GET
     still shows the version to readers, without the Revert button.
