@@ -7,13 +7,16 @@ own changes, so the matrix pays for this set-up once per module.
 """
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.template import Template
 from django.test import Client
+from django.test import utils as test_utils
 from django.test.utils import override_settings
 from django.utils import timezone
 
@@ -145,10 +148,32 @@ def world_build() -> World:
     return world
 
 
+@contextmanager
+def templates_uninstrumented():
+    """Render templates as in production, without the test runner's instrumentation.
+
+    Django's test set-up sends a signal and copies the context on every
+    template render so that `response.context` can be read; an admin page
+    renders about a thousand templates (every widget), which doubles its
+    cost. The matrices read status codes and HTML only. Without the saved
+    original (another Django), pages are rendered instrumented, only slower.
+    """
+    saved = getattr(test_utils._TestState, "saved_data", None)
+    original = getattr(saved, "template_render", None)
+    if original is None:
+        yield
+        return
+    instrumented, Template._render = Template._render, original
+    try:
+        yield
+    finally:
+        Template._render = instrumented
+
+
 @pytest.fixture(scope="module", name="world")
 def world_fixture(django_db_setup, django_db_blocker):
     """The world, inside a transaction the module's tests nest in and that is rolled back."""
     fast = override_settings(PASSWORD_HASHERS=FAST_HASHER)
-    with django_db_blocker.unblock(), fast, transaction.atomic():
+    with django_db_blocker.unblock(), fast, templates_uninstrumented(), transaction.atomic():
         yield world_build()
         transaction.set_rollback(True)

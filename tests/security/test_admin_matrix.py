@@ -9,6 +9,7 @@ it was; an allowed one must have done what it was sent to do.
 
 import contextlib
 import copy
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -335,9 +336,8 @@ def outcome(response, method: str) -> str:
     if status == 404:
         return "missing"
     if status == 200:
-        context = response.context
-        if method == "POST" and context is not None and context.get("errors"):
-            return "invalid"
+        if method == "POST" and b'class="errornote"' in response.content:
+            return "invalid"  # the form again, with what is wrong
         return "ok"
     return f"status {status}"
 
@@ -443,11 +443,7 @@ def test_admin_index_lists_only_what_each_role_may_see(world, db, role):
         assert outcome(response, "GET") == "login"
         return
     assert response.status_code == 200
-    listed = {
-        model["object_name"].lower()
-        for app in response.context["app_list"]
-        for model in app["models"]
-    }
+    listed = set(re.findall(r'<tr class="model-(\w+)', response.content.decode()))
     visible = {
         label.split(".")[1] for label, who in EXPECTED.items() if allows(who["view"], role, None)
     }
