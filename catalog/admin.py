@@ -5,7 +5,10 @@ every entry point. Secrets never appear: only the names of the environment
 variables that hold them, and only the hash of an API token.
 """
 
+import importlib
+
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -17,6 +20,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from .admin_access import (
     AdminChangesMixin,
     ConfigAccessMixin,
+    LoginRecordsMixin,
     ReadersChangeMixin,
     ReadOnlyMixin,
     admin_is_admin,
@@ -283,3 +287,13 @@ class RoleUserAdmin(AdminChangesMixin, UserAdmin):
 @admin.register(Group)
 class RoleGroupAdmin(AdminChangesMixin, GroupAdmin):
     """Django's group admin by role: the role groups are changed by admins only."""
+
+
+# django-axes (log-in throttling), when installed, registers its records of log-ins: they
+# follow the roles too. Importing its admin registers them now, whatever the app order.
+if apps.is_installed("axes"):
+    importlib.import_module("axes.admin")
+    for model in [m for m in admin.site._registry if m._meta.app_label == "axes"]:
+        given = type(admin.site._registry[model])
+        admin.site.unregister(model)
+        admin.site.register(model, type(given.__name__, (LoginRecordsMixin, given), {}))

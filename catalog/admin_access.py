@@ -196,3 +196,28 @@ class ReadOnlyMixin(HistoryRevertGuard):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class LoginRecordsMixin:
+    """Records of log-ins (django-axes): readers see them; admins delete them, lifting a lock-out.
+
+    Nobody adds or edits one. Axes' own clean-up action asks for no permission
+    at all (any viewer could run it): `manage.py axes_reset` does that job.
+    """
+
+    actions = []
+
+    def has_module_permission(self, request):
+        return admin_reads(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return admin_reads(request.user)
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return admin_is_admin(request.user)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.template import Template
@@ -113,6 +114,24 @@ def _open_task(automation):
     )
 
 
+def _login_records() -> None:
+    """One record of each kind django-axes keeps, when it is installed."""
+    if not apps.is_installed("axes"):
+        return
+    seen = {
+        "user_agent": "matrix",
+        "ip_address": "192.0.2.1",
+        "username": "tina",
+        "http_accept": "*/*",
+        "path_info": "/accounts/login/",
+    }
+    apps.get_model("axes", "AccessAttempt").objects.create(
+        **seen, get_data="", post_data="", failures_since_start=3
+    )
+    apps.get_model("axes", "AccessLog").objects.create(**seen)
+    apps.get_model("axes", "AccessFailureLog").objects.create(**seen, locked_out=False)
+
+
 def world_build() -> World:
     world = World(users={"anonymous": None}, clients={"anonymous": Client()})
     for role, (username, roles) in ROLE_USERS.items():
@@ -141,6 +160,7 @@ def world_build() -> World:
     world.token.automations.add(world.automations["theirs"])
     world.target_user = UserFactory(username="tina")
     world.target_group = Group.objects.create(name="auditors")
+    _login_records()
     for role, user in world.users.items():
         if user is not None:
             world.clients[role] = Client()
