@@ -100,7 +100,9 @@ def _trail(automation, reviewer, admin_user) -> None:
 
 def _automation(slug, owner, reviewer, admin_user) -> Automation:
     automation = AutomationFactory(slug=slug, owner=owner, reviewers=[reviewer])
-    IntentFactory(automation=automation)
+    # A receiver no address or secret-name rule refuses: the matrix is about roles.
+    config = {"url": "https://hooks.example.com/route", "secret_env": "SUPPORT_WEBHOOK_SECRET"}
+    IntentFactory(automation=automation, action_config=config)
     SegmentPolicyFactory(automation=automation)
     DoNotAutomateRuleFactory(automation=automation)
     _trail(automation, reviewer, admin_user)
