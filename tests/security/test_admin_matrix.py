@@ -21,8 +21,7 @@ from django.urls import reverse
 from simple_history.exceptions import NotHistoricalModelError
 from simple_history.utils import get_history_model_for_model
 
-from automations.models import GuardrailVerdict, RunTransition
-from catalog.models import ApiToken, AuditSampleItem, Automation
+from catalog.models import ApiToken, Automation
 from tests.security.html_form import form_data
 from tests.security.matrix_world import ROLES, world_fixture  # noqa: F401 (fixture "world")
 
@@ -89,16 +88,10 @@ SITE_URLS = {
     "view_on_site": "no administered model has get_absolute_url",
 }
 
-# Path from a model to the automation its rows belong to (default: "automation").
-AUTOMATION_PATHS = {
-    Automation: "pk",
-    ApiToken: None,
-    User: None,
-    Group: None,
-    AuditSampleItem: "sample__automation",
-    RunTransition: "run__automation",
-    GuardrailVerdict: "run__automation",
-}
+# Path from a model to the automation its rows belong to, where it is not found by a field
+# named automation, run or sample; None: rows of no automation.
+AUTOMATION_PATHS = {Automation: "pk", ApiToken: None, User: None, Group: None}
+FIELD_PATHS = {"automation": "automation", "run": "run__automation", "sample": "sample__automation"}
 KNOWN_ACTIONS = {"delete_selected", "revoke"}  # each has its effect check in effect_done
 
 CHANGED = "changed by the matrix"
@@ -131,6 +124,14 @@ def _add_values(label: str, world, variant: str) -> dict:
             "risk_tier": "low",
             "data_classification": "internal",
             "mode": "shadow",
+            # One intent, inline: validation may ask an automation for one.
+            "intents-TOTAL_FORMS": "1",
+            "intents-0-name": "route_ticket",
+            "intents-0-position": "0",
+            "intents-0-risk": "low",
+            "intents-0-arguments_schema": schema,
+            "intents-0-action_adapter": "webhook",
+            "intents-0-action_config": config,
         },
         "catalog.intent": {
             "automation": str(automation.pk),
@@ -221,7 +222,8 @@ def allows(who: set, role: str, variant: str | None) -> bool:
 def _path(model) -> str | None:
     if model in AUTOMATION_PATHS:
         return AUTOMATION_PATHS[model]
-    return "automation" if any(f.name == "automation" for f in model._meta.fields) else None
+    fields = {f.name for f in model._meta.fields}
+    return next((path for name, path in FIELD_PATHS.items() if name in fields), None)
 
 
 def variants(case: Case, role: str) -> list[str | None]:
