@@ -1,13 +1,14 @@
 """Read-only admin over the run trail: evidence is looked at here, never added, edited or deleted.
 
-Admins and compliance read it (contracts §2); Django's own view permission
-also opens it. Nobody, superusers included, gets add, change or delete.
+Admins and compliance read it (contracts §2, catalog.admin_access); nobody,
+superusers included, gets add, change or delete. What a webhook receiver
+answered is shown to admins only.
 """
 
 from django.contrib import admin
 
-from catalog.models import Role
-from catalog.selectors import user_roles
+from automations.services.recovery import runs_overdue
+from catalog.admin_access import ReadOnlyMixin, admin_is_admin
 
 from .models import (
     Action,
@@ -19,31 +20,6 @@ from .models import (
     Run,
     RunTransition,
 )
-
-READERS = {Role.ADMIN, Role.COMPLIANCE}
-
-
-def _may_read(request) -> bool:
-    return bool(user_roles(request.user) & READERS)
-
-
-class ReadOnlyMixin:
-    """No add, change or delete for anyone; view for admins, compliance and view permission."""
-
-    def has_module_permission(self, request):
-        return _may_read(request) or super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _may_read(request) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TrailAdmin(ReadOnlyMixin, admin.ModelAdmin):
@@ -76,6 +52,12 @@ class ActionAttemptInline(TrailInline):
     ]
     readonly_fields = fields
 
+    def get_fields(self, request, obj=None):
+        # A receiver's answer may carry anything it chose to send back: admins only.
+        if admin_is_admin(request.user):
+            return self.fields
+        return [name for name in self.fields if name != "response_excerpt"]
+
 
 @admin.register(Event)
 class EventAdmin(TrailAdmin):
@@ -84,6 +66,21 @@ class EventAdmin(TrailAdmin):
     list_select_related = ["automation"]
     search_fields = ["idempotency_key", "trace_id"]
     date_hierarchy = "received_at"
+
+
+class RecoveryFilter(admin.SimpleListFilter):
+    """Runs a worker should have moved on by now: the sweep hands them on again."""
+
+    title = "recovery"
+    parameter_name = "recovery"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "waiting for recovery")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(pk__in=runs_overdue().values("pk"))
+        return queryset
 
 
 @admin.register(Run)
@@ -95,9 +92,11 @@ class RunAdmin(TrailAdmin):
         "state",
         "effective_mode",
         "decided_by",
+        "held_by",
+        "due_at",
         "created_at",
     ]
-    list_filter = ["state", "effective_mode", "decided_by", "automation"]
+    list_filter = [RecoveryFilter, "state", "effective_mode", "decided_by", "automation"]
     list_select_related = ["automation"]
     search_fields = ["trace_id", "event__idempotency_key"]
     date_hierarchy = "created_at"

@@ -110,7 +110,9 @@ def run_spans(run: Run, *, now: datetime) -> list[Span]:
 def state_spans(run: Run, transitions: list, *, now: datetime) -> list[Span]:
     """One span per state the run was in, from the transition into it to the next one."""
     spans = []
-    for step, following in zip(transitions, [*transitions[1:], None], strict=True):
+    for step, following in zip(
+        transitions, [*transitions[1:], None][: len(transitions)], strict=True
+    ):
         detail = step.actor + (f": {step.reason}" if step.reason else "")
         outcome = STATE_OUTCOMES.get(step.to_state, "ok")
         if following is not None:

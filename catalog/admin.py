@@ -1,18 +1,30 @@
 """Admin for the configuration people govern; every change keeps its history (who, when, why).
 
-Access follows the roles of contracts §2 on top of Django's own permissions:
-admins change everything, owners the automations they own, compliance reads
-everything and records audit verdicts. Secrets never appear: only the names of
-the environment variables that hold them, and only the hash of an API token.
+Who may do what is catalog.admin_access: the console's rule (contracts §2) at
+every entry point. Secrets never appear: only the names of the environment
+variables that hold them, and only the hash of an API token.
 """
 
+import importlib
+
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from .admin_access import (
+    AdminChangesMixin,
+    ConfigAccessMixin,
+    LoginRecordsMixin,
+    ReadersChangeMixin,
+    ReadOnlyMixin,
+    admin_is_admin,
+)
 from .admin_forms import AutomationForm, AutomationInlineFormSet, ChildForm
 from .models import (
     ApiToken,
@@ -21,32 +33,14 @@ from .models import (
     Automation,
     DoNotAutomateRule,
     Intent,
-    Role,
     SegmentPolicy,
 )
-from .selectors import user_roles
 
 admin.site.site_header = "Handrail administration"
 admin.site.site_title = "Handrail admin"
 admin.site.index_title = "Configuration and trail"
 
 DEFAULT_CHANGE_REASON = "edited in admin"
-READERS = {Role.ADMIN, Role.COMPLIANCE}
-
-
-def _roles(request) -> set[str]:
-    return user_roles(request.user)
-
-
-def _automation_of(obj) -> Automation | None:
-    if obj is None:
-        return None
-    return obj if isinstance(obj, Automation) else obj.automation
-
-
-def _owns(request, obj) -> bool:
-    automation = _automation_of(obj)
-    return automation is not None and automation.owner_id == request.user.pk
 
 
 class ChangeReasonForm(forms.ModelForm):
@@ -57,67 +51,6 @@ class ChangeReasonForm(forms.ModelForm):
         max_length=100,
         help_text="Why this change? Kept in the configuration history.",
     )
-
-
-class RoleAccessMixin:
-    """Admins change all; owners only what belongs to their automations; compliance reads."""
-
-    # Lookup from this model to the automation's owner; "" for models without one.
-    owner_lookup = "automation__owner"
-
-    def has_module_permission(self, request):
-        roles = _roles(request)
-        if roles & READERS or (Role.OWNER in roles and self.owner_lookup):
-            return True
-        return super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        roles = _roles(request)
-        if roles & READERS:
-            return True
-        if Role.OWNER in roles and self.owner_lookup:
-            return obj is None or _owns(request, obj)
-        return super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        roles = _roles(request)
-        if Role.ADMIN in roles:
-            return True
-        if Role.OWNER in roles and self.owner_lookup:
-            return True
-        return super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        roles = _roles(request)
-        if Role.ADMIN in roles:
-            return True
-        if Role.OWNER in roles and self.owner_lookup:
-            return obj is None or _owns(request, obj)
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        roles = _roles(request)
-        if Role.ADMIN in roles:
-            return True
-        if Role.OWNER in roles and self.owner_lookup:
-            return obj is None or _owns(request, obj)
-        return super().has_delete_permission(request, obj)
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        roles = _roles(request)
-        if roles & READERS or Role.OWNER not in roles or not self.owner_lookup:
-            return qs
-        return qs.filter(**{self.owner_lookup: request.user})
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        # An owner may only attach things to, or hand automations to, themselves.
-        if Role.ADMIN not in _roles(request):
-            if db_field.name == "automation":
-                kwargs["queryset"] = Automation.objects.filter(owner=request.user)
-            elif db_field.name == "owner":
-                kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class ChangeReasonMixin:
@@ -154,7 +87,7 @@ class ChangeReasonMixin:
         super().delete_model(request, obj)
 
 
-class ConfigInlineMixin(RoleAccessMixin):
+class ConfigInlineMixin(ConfigAccessMixin):
     formset = AutomationInlineFormSet
     extra = 0
     show_change_link = True
@@ -181,7 +114,7 @@ class DoNotAutomateRuleInline(ConfigInlineMixin, admin.TabularInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
+class AutomationAdmin(ChangeReasonMixin, ConfigAccessMixin, SimpleHistoryAdmin):
     form = AutomationForm
     owner_lookup = "owner"
     list_display = ["slug", "name", "owner", "mode", "risk_tier", "data_classification", "provider"]
@@ -234,12 +167,10 @@ class AutomationAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         # Owners retire an automation by its mode or kill switches; deleting is for admins.
-        if Role.ADMIN in _roles(request):
-            return True
-        return super(RoleAccessMixin, self).has_delete_permission(request, obj)
+        return admin_is_admin(request.user)
 
 
-class ChildConfigAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
+class ChildConfigAdmin(ChangeReasonMixin, ConfigAccessMixin, SimpleHistoryAdmin):
     form = ChildForm
     list_select_related = ["automation"]
     search_fields = ["automation__slug", "name"]
@@ -266,10 +197,9 @@ class DoNotAutomateRuleAdmin(ChildConfigAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
-    """Tokens are issued by `manage.py issue_api_token`; here they are scoped and revoked."""
+class ApiTokenAdmin(ChangeReasonMixin, AdminChangesMixin, SimpleHistoryAdmin):
+    """Tokens are issued by `manage.py issue_api_token`; here admins scope and revoke them."""
 
-    owner_lookup = ""  # tokens are not owned: admins only change them
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix"]
@@ -303,7 +233,7 @@ class ApiTokenAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
 
 
-class AuditSampleItemInline(admin.TabularInline):
+class AuditSampleItemInline(ReadersChangeMixin, admin.TabularInline):
     """Compliance and admins record a verdict per sampled run; nothing else changes."""
 
     model = AuditSampleItem
@@ -312,18 +242,9 @@ class AuditSampleItemInline(admin.TabularInline):
     fields = ["run", "verdict", "note", "verdict_by", "verdict_at"]
     readonly_fields = ["run", "verdict_by", "verdict_at"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_change_permission(request, obj)
-
 
 @admin.register(AuditSample)
-class AuditSampleAdmin(admin.ModelAdmin):
+class AuditSampleAdmin(ReadersChangeMixin, admin.ModelAdmin):
     """A sample is drawn by the sampling service; here its verdicts are recorded."""
 
     list_display = ["automation", "seed", "rate", "period_start", "period_end", "created_by"]
@@ -341,21 +262,6 @@ class AuditSampleAdmin(admin.ModelAdmin):
     ]
     inlines = [AuditSampleItemInline]
 
-    def has_module_permission(self, request):
-        return bool(_roles(request) & READERS) or super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_change_permission(request, obj)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def save_formset(self, request, form, formset, change):
         for item_form in formset.forms:
             if "verdict" in item_form.changed_data or "note" in item_form.changed_data:
@@ -366,7 +272,7 @@ class AuditSampleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditSampleItem)
-class AuditSampleItemAdmin(SimpleHistoryAdmin):
+class AuditSampleItemAdmin(ReadOnlyMixin, SimpleHistoryAdmin):
     """Read-only list of sampled runs with their verdict history."""
 
     list_display = ["sample", "run", "verdict", "verdict_by", "verdict_at"]
@@ -374,17 +280,27 @@ class AuditSampleItemAdmin(SimpleHistoryAdmin):
     list_select_related = ["sample__automation", "run", "verdict_by"]
     readonly_fields = ["sample", "run", "verdict", "note", "verdict_by", "verdict_at"]
 
-    def has_module_permission(self, request):
-        return bool(_roles(request) & READERS) or super().has_module_permission(request)
 
-    def has_view_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_view_permission(request, obj)
+# Django's own: admins manage people and their roles; compliance reads who holds which.
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(get_user_model())
+class RoleUserAdmin(AdminChangesMixin, UserAdmin):
+    """Django's user admin by role: only admins add, change or delete users and their groups."""
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+
+@admin.register(Group)
+class RoleGroupAdmin(AdminChangesMixin, GroupAdmin):
+    """Django's group admin by role: the role groups are changed by admins only."""
+
+
+# django-axes (log-in throttling), when installed, registers its records of log-ins: they
+# follow the roles too. Importing its admin registers them now, whatever the app order.
+if apps.is_installed("axes"):
+    importlib.import_module("axes.admin")
+    for model in [m for m in admin.site._registry if m._meta.app_label == "axes"]:
+        given = type(admin.site._registry[model])
+        admin.site.unregister(model)
+        admin.site.register(model, type(given.__name__, (LoginRecordsMixin, given), {}))

@@ -14,7 +14,7 @@ from automations.services.recovery import runs_overdue, sweep
 from automations.tasks import decide_run
 from catalog.tokens import token_issue
 from reviewapp.celery import app as celery_app
-from tests.factories import BILLING_RULE, AutomationFactory, IntentFactory, RunFactory
+from tests.factories import BILLING_RULE, AutomationFactory, IntentFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -161,3 +161,15 @@ def test_an_empty_redis_queue_counts_as_empty_not_as_a_broker_error():
         assert dispatch.queue_length() == 0
     finally:
         celery_app.conf.task_always_eager = True
+
+
+def test_the_admin_lists_the_runs_waiting_for_recovery(client):
+    client.force_login(UserFactory(username="ada", roles=["admin"], is_staff=True))
+    waiting = run_in("executing", due_in=-PAST, held_by="worker:lost")
+    run_in("executing", due_in=timedelta(seconds=30), held_by="worker:busy")
+
+    response = client.get("/admin/automations/run/?recovery=waiting")
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [waiting]
+    assert b"worker:lost" in response.content

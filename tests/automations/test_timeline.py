@@ -13,6 +13,7 @@ from automations.timeline import (
     Span,
     format_ms,
     run_spans,
+    state_spans,
     tick_step_ms,
     timeline_chart,
 )
@@ -190,3 +191,11 @@ def test_a_failed_model_call_and_a_blocked_end_say_so_in_words():
     assert (spans["guardrails"].start, spans["guardrails"].label) == (at(3_000), "1 check: 1 block")
     assert spans["guardrails"].outcome_text == "blocked"
     assert (spans["blocked"].end, spans["blocked"].outcome_text) == (None, "blocked")
+
+
+@pytest.mark.django_db
+def test_a_run_without_recorded_transitions_has_no_state_spans():
+    # Runs loaded from outside the services (fixtures, old imports) may have none.
+    run = RunFactory(state="awaiting_review")
+
+    assert state_spans(run, [], now=datetime.now(tz=UTC)) == []
