@@ -44,6 +44,16 @@ def automations_visible_to(user: AbstractBaseUser) -> QuerySet[Automation]:
     return qs.distinct()
 
 
+def works_from_the_queues(user: AbstractBaseUser) -> bool:
+    """Reviewers who hold no governing role (owner, compliance, admin) start at the queues.
+
+    Deciding cases is all such a reviewer does; anyone who also governs
+    automations starts at the catalog, which shows each queue's backlog too.
+    """
+    roles = user_roles(user)
+    return Role.REVIEWER in roles and not roles & {Role.OWNER, Role.COMPLIANCE, Role.ADMIN}
+
+
 def can_manage(user: AbstractBaseUser, automation: Automation) -> bool:
     """Admins manage everything; owners the automations they own."""
     roles = user_roles(user)

@@ -29,7 +29,8 @@ from .selectors import (
 )
 
 
-@login_required
+# The front door asks for no `next`: after logging in, the landing picks the start page.
+@login_required(redirect_field_name=None)
 def home(request):
     rows = list(catalog_rows_for(request.user))
     for automation in rows:
