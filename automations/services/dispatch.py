@@ -54,12 +54,6 @@ def enqueue_execute(run_id: int, countdown: float = 0) -> bool:
     return _send(execute_run, run_id, countdown)
 
 
-def enqueue_compensate(run_id: int) -> bool:
-    from automations.tasks import compensate_run
-
-    return _send(compensate_run, run_id)
-
-
 def _send(task, run_id: int, countdown: float = 0) -> bool:
     """Publish `task(run_id)`; False when the broker could not take it (the sweep will)."""
     if task.app.conf.task_always_eager:
