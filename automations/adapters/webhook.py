@@ -18,7 +18,14 @@ from automations.outbound import OutboundRefused, transport_for
 from automations.traceparent import traceparent_for
 from catalog.secret_env import SecretEnvRefused, secret_env_value
 
-from .base import EXCERPT_CHARS, Delivery, delivery_failed, response_excerpt, status_is_retryable
+from .base import (
+    EXCERPT_CHARS,
+    ConfigField,
+    Delivery,
+    delivery_failed,
+    response_excerpt,
+    status_is_retryable,
+)
 
 if TYPE_CHECKING:
     from automations.models import Action, Run
@@ -169,6 +176,12 @@ class WebhookAdapter:
     """Delivers the contract body to `config["url"]`, signed, keyed by the action's key."""
 
     name = "webhook"
+    config_fields = {
+        "url": ConfigField("url", required=True),
+        "secret_env": ConfigField("secret_env", required=True),
+        "timeout_seconds": ConfigField("number", minimum=0, maximum=60, above_minimum=True),
+        "compensation_url": ConfigField("url"),
+    }
 
     def timeout_seconds(self, config: dict) -> float:
         """The per-attempt timeout of `config` (10 s unless set)."""
