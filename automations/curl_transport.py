@@ -1,9 +1,8 @@
 """An httpx transport on libcurl (pycurl), for the openai SDK and the webhook adapter.
 
 Opt-in (HANDRAIL_HTTP_TRANSPORT=curl): httpx's own transport (httpcore and h11,
-pure Python) cost about 0.4 ms of CPU per request more than libcurl does (0.53
-against 0.15 ms, a local server's share included), which counts when a worker
-sends many requests, not when it waits on a model.
+pure Python) costs about 0.4 ms of CPU per request more than libcurl does, which
+counts when a worker sends many requests, not when it waits on a model.
 libcurl does the HTTP: keep-alive connections, TLS, proxies, timeouts. This
 module maps an httpx.Request onto a curl handle, the answer back onto an
 httpx.Response, and libcurl's errors onto httpx's exceptions, so the SDK and

@@ -5,6 +5,7 @@ import secrets
 
 # Version 00 only: `00-<trace id>-<parent id>-<flags>`, all lowercase hex.
 TRACEPARENT_RE = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
 INVALID_TRACE_ID = "0" * 32
 INVALID_PARENT_ID = "0" * 16
 
@@ -22,6 +23,8 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
     return trace_id
 
 
-def traceparent_for(trace_id: str, *, sampled: bool = True) -> str:
-    """A `traceparent` value that continues `trace_id` with a new span id."""
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{'01' if sampled else '00'}"
+def traceparent_for(trace_id: str) -> str | None:
+    """A sampled `traceparent` continuing `trace_id` with a new span id; None if it is invalid."""
+    if not TRACE_ID_RE.fullmatch(trace_id or "") or trace_id == INVALID_TRACE_ID:
+        return None
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"

@@ -50,84 +50,14 @@ claim, and the database must agree with what the reviewers recorded.
 Prints claims/s, claim latency p50/p95/p99, decisions/s, double claims, and
 the CPU each claim cost the reviewer processes and PostgreSQL (from /proc).
 
-Results on the 2-core development machine (2026-11-24, 1M tasks, 20
-automations, 32 reviewers in 2 processes, 15 s). The VM's speed drifted by
-up to 20 % between runs of the same code today, so compare back to back:
-
-    mode / stretch     claims/s  latency p50 / p95 / p99  CPU ms per claim
-    services / 10         1,393  18.9 / 41.6 / 57.0 ms     0.55 + pg 0.84
-    (the same code in a slower phase: 1,162-1,262/s, p95 46-50 ms)
-    services / 1            901  11.8 / 31.7 / 45.6 ms     0.92 + pg 1.20  (slow phase)
-    bare / 10             2,846   8.8 / 24.0 / 36.9 ms     0.25 + pg 0.42  (slow phase)
-
-0 double claims in every run. The target, 2,000 claims/s with p95 <= 15 ms,
-is not met. The machine is saturated (CPUs 98 % busy) and PostgreSQL takes
-more of it than Python does: a decision writes the task, a Label, the run
-and its transition, about twice the bare statements' work (0.84 against
-0.42 ms of PostgreSQL CPU). With 32 reviewers deciding back to back and no
-time spent reading the case, the latency is the queue for the 2 cores (32 /
-throughput): at 1,393/s a whole decide-and-claim cycle takes 23 ms on
-average. History: the services did 225 claims/s before the one-statement
-claim, 915/s before the decide-and-claim statement and the leaner indexes,
-1,346/s before dropping the claimed_by, Label.run and Label.reviewer
-indexes (1,393/s right after, back to back).
-
-Later the same day, on a machine half to two thirds as fast (bare: 1,893-1,916/s),
-the foreign keys to the automation and user rows were dropped (see
-automations/models.py: each one locked a row every reviewer shares). The
-services went from 0.47 of the bare figure (881 against 1,893/s) to 0.58
-(1,110-1,122 against 1,916/s, p95 53.6-55.0 ms; reviewers 0.74 + postgres
-0.96 ms of CPU per claim against bare's 0.37 + 0.58). pgbench running the
-services' claim and decision statements (32 clients, prepared) gave 10-21 %
-more cycles per second without those constraints in five of six adjacent
-pairs (the first, while the copied database warmed up, went the other
-way). In that pgbench, leaving out the Label's insert gave ~8 % more
-cycles/s, leaving out the run's move and transition ~25 %, and the bare
-decision ~46 %: what remains is the work the decision must record.
-
-The day's fourth session, on a machine twice the reference's speed
-(bench/ceilings.py: TPC-B 5,226-5,281 tps against 2,700), back to back:
-services 1,723-2,126/s, p95 28.9-35.9 ms (reviewers 0.34-0.43 + postgres
-0.55-0.67 ms of CPU per claim); bare 4,941-4,970/s, p95 13.8-15.2 ms. Paced
-(`--rate`), the services' claim p95 was 3.5 ms at 1,000 claims/s, 10.9 ms
-at 1,250/s, 45.9 ms at 1,500/s and 1,130 ms at 2,000/s (kept up, 0.5 s
-behind); bare at 2,000/s: 2.5 ms at 61 % busy. A claim costs more CPU at
-moderate load than saturated (1.1 against 0.9 ms; probably fewer commits
-and wake-ups shared), so 2,000/s within 15 ms needs about 0.7 ms per claim
-on this machine, half the services' cost. Tried and not kept: the
-run table without its (automation, state) index and with fillfactor 70, so
-that a decision's run update is HOT (1,829 against 1,915/s, PostgreSQL's
-CPU per claim 0.62 both ways); plan_cache_mode=force_generic_plan (within
-noise); 8 reviewer processes instead of 2 (1,334 against 1,790/s: more CPU
-per claim).
-
-The day's fifth session, on a machine at the reference's speed
-(bench/ceilings.py: TPC-B 2,988-3,216 tps, Celery no-op drain 850-1,001/s;
-the issue's own ceiling, the bare claim alone, bench/pgbench/bare_claim.sql:
-4,681-5,477/s in the first second or three of a fresh queue, the issue's
-"about 5,500", falling to ~2,100/s by 15 s as claimed tasks pile up at the
-head of each queue):
-
-    mode, offered           claims/s  latency p50 / p95 / p99   CPU ms per claim
-    services, back to back     1,196  21.4 / 51.0 / 73.9 ms      0.64 + pg 0.92
-    sql, back to back          1,846  14.4 / 31.1 / 40.9 ms      0.33 + pg 0.71
-    bare, back to back         2,947   8.4 / 23.0 / 34.8 ms      0.25 + pg 0.40
-    services at 800/s            798   4.6 / 27.1 / 93.6 ms
-    services at 1,000/s          998   7.0 / 126.8 / 322 ms
-    services at 2,000/s        1,070  falls behind (p50 6.7 s)
-    sql at 2,000/s             1,338  falls behind (p50 4.3 s)  0.30 + pg 0.64
-    bare at 2,000/s            1,994   3.6 / 30.4 / 58.8 ms      0.33 + pg 0.53 (91 % busy)
-    pgbench bare pair, 2,000/s 2,002   2.3 / 9.2 / 62.1 ms       (bench/pgbench/bare_pair.sql)
-
-So on the reference machine the target is out of reach of the records the
-issue asks for, not of Django alone: the services' own statements sent
-from a lean psycopg client (`sql`) cannot sustain 2,000 cycles/s, and even
-the bare claim and a decision that writes only the task, from Python
-threads, have p95 30 ms at 2,000/s. Only a C client (pgbench) running the
-bare pair stays within 15 ms. A decision must also store its Label, move
-the run and record the transition (PostgreSQL 0.64-0.71 against 0.40-0.53
-ms per cycle), and a reviewer's client costs at least 0.3 ms of the same
-two cores.
+Reading the figures: the development VMs differ by 2x between sessions and
+drift within one, so compare a change only back to back with the code
+before it, and the services only with `--mode bare` run in the same hour;
+bench/ceilings.py says how this machine stands against the reference the
+targets were set on. The CPU per claim, the reviewers' and PostgreSQL's,
+says which side to work on. The targets and the latest figures are in
+bench/README.md; what each session measured and tried is in
+bench/claims-history.md.
 """
 
 import argparse

@@ -57,82 +57,17 @@ queries, the transactions and the CPU time of each step of one decision,
 run in process `--events` times, with the CPU its PostgreSQL backend spent
 on the step's statements.
 
-Results on the 2-core development machine (2026-11-24, ninth session,
-default arguments: two solo Celery workers at the README's log level, one
-gunicorn worker, openai provider over libcurl). The VM's speed drifts, so
-each figure stands next to the Celery no-op drain bench/ceilings.py
-measured just before and after it (1,327-1,566 tasks/s in the final hour,
-x1.66-1.96 of the reference's 800):
-
-    (a) max throughput      174.4-242.2 decisions/s over six runs, 0.114-0.161
-                            (mean 0.136) of the adjacent drains; 150/s on the
-                            reference is 0.1875 of its 800 (0.181 of the
-                            issue's 830): about 110/s at the reference's
-                            speed, not met. 7.3-9.9 ms of CPU per decision:
-                            api 2.0-2.8, workers 3.4-4.5, postgres 1.3-1.8,
-                            redis 0.2, test servers 0.2-0.3, producer
-                            0.2-0.3; CPUs 88-89 % busy
-    (b) offered 50/s        overhead p50 6.1-6.9, p99 8.1-9.8 ms (target
-                            p50 <= 15, p99 <= 60): met
-
-Three more runs between full ceilings.py runs, whose Django one-query view
-(the issue's third ceiling, 1,400 requests/s on the reference) held at
-2,738-2,837 requests/s (x1.96-2.03) while the pipeline moved: 178.6-212.7
-decisions/s, 89-107/s at the reference's speed by the Django ceiling and
-89-111/s by the drain. Both ceilings put the pipeline at about two thirds
-of the target.
-
-The ratio to the drain is no steadier than the machine: this session's
-first run, on the code it started with, gave 270.1 decisions/s next to a
-drain of 1,605 (0.168), and the session before measured 0.160-0.188 (mean
-0.173) for that code, 0.187 in its steadiest hour. The six runs above took
-7.3-9.9 ms of CPU per decision, a third more in the slowest, while the
-no-op drain's CPU per task moved by a fifth (0.61-0.75 ms): the
-pipeline's dozen processes on 2 cores suffer the VM's slow phases more
-than the drain's three.
-
-Where the time goes: the pipeline is CPU-bound, so 2 cores cap it at
-2,000 ms / (CPU ms per decision) times how busy they are. perf (system
-wide, under load) puts 82 % of the busy time in user space, 62 % in the
-Python interpreter itself, and 18 % in the kernel (PostgreSQL spends 28 %
-of its own time there, its WAL flushes among it). `--queries`
-counts 5 SQL statements per decision and reads their server-side CPU:
-the token with the automation 0.08-0.15 ms, the event with its run
-0.14-0.25, the run's load 0.18-0.30, the decision with its first attempt
-0.47-0.63 (it writes 13 rows in 7 tables), the delivery's answer
-0.19-0.28. Sampled with py-spy (--gil) under load before libcurl, a solo
-worker's steady state: the task 80 % (the SDK's call 25 %, the decision's
-statement 17 %, the webhook POST 15 %, the run's load 8 %, recording the
-delivery 6 %, guardrails and validation 4 %), Celery's trace around it
-5 %, fetching and acknowledging the message ~11 % (BRPOP, the unacked
-bookkeeping on receipt and on ack), logging 4 % (no longer paid at
-WARNING). py-spy of the web worker alone (no Celery worker competing):
-the Celery publish 22 %, the token with the automation 16 %, Django's
-request handling 9 %, the insert 7 %, the rate limit 7 %.
-Under load py-spy counts a process as busy while it waits for a core after
-each round trip, so it overstates the I/O calls; only alternating runs
-settle what a change is worth.
-
-The changes and figures of the sessions before, and what was tried and not
-kept, are in bench/pipeline-history.md.
-
-What would lift it further, largest first:
-1. Fewer messages and rows per decision, which the design fixes today: a
-   Celery message per event with acks_late costs ~0.4 ms to publish and
-   ~0.7 ms of a solo worker's CPU to fetch, trace and acknowledge; each
-   decision records 5 transitions, 6 verdicts, a model call, an action and
-   an attempt, and moves the run 4 times. Deciding several runs per task
-   (celery-batches) or recording the verdicts as one row would cut both.
-2. What is left of the HTTP calls: libcurl sends them
-   (automations/curl_transport.py); the openai SDK's request building and
-   httpx's client layer above it (~0.3 ms per model call) stay, since the
-   SDK needs them.
-3. The ingest view (~1 ms in process through the WSGI handler, of which
-   Django's middleware 0.05): one read, the insert, the rate limit's Redis
-   round trip, the publish.
-4. The CPUs' idle 11-12 %: a third solo worker fills it but costs more CPU
-   per decision than it wins (three alternating pairs: 177.5-193.4
-   decisions/s with three against 201.7-206.1 with two).
+Reading the figures: the development VMs differ by 2x between sessions and
+drift within one, so a decisions/s figure means something only next to
+bench/ceilings.py's Celery no-op drain measured just before and after it.
+Its ratio to the drain, times the reference machine's 800 tasks/s
+(../shared/DESIGN.md), is the figure at the reference's speed; the target,
+150 decisions/s, is 0.1875 of the reference's drain. The pipeline is
+CPU-bound, so the 2 cores cap it at 2,000 ms / (CPU ms per decision) times
+how busy they are: the CPU line says which process group to work on. Only
+alternating runs (A, B, A, B ...) settle what a change is worth. Targets
+and the latest figures are in bench/README.md; what each session measured
+and tried, and where the time went, in bench/pipeline-history.md.
 """
 
 import argparse

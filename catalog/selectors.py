@@ -1,10 +1,17 @@
 """Reads shared by views and the API, including who may see and do what (contracts §2)."""
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from datetime import datetime
 
-from .models import Automation, Role
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from automations.models import Run
+from automations.states import RunState
+
+from .models import Automation, Intent, Mode, Role, SegmentPolicy
+from .secret_env import SecretEnvRefused, secret_env_value
 
 
 def user_roles(user: AbstractBaseUser) -> set[str]:
@@ -37,6 +44,16 @@ def automations_visible_to(user: AbstractBaseUser) -> QuerySet[Automation]:
     return qs.distinct()
 
 
+def works_from_the_queues(user: AbstractBaseUser) -> bool:
+    """Reviewers who hold no governing role (owner, compliance, admin) start at the queues.
+
+    Deciding cases is all such a reviewer does; anyone who also governs
+    automations starts at the catalog, which shows each queue's backlog too.
+    """
+    roles = user_roles(user)
+    return Role.REVIEWER in roles and not roles & {Role.OWNER, Role.COMPLIANCE, Role.ADMIN}
+
+
 def can_manage(user: AbstractBaseUser, automation: Automation) -> bool:
     """Admins manage everything; owners the automations they own."""
     roles = user_roles(user)
@@ -60,3 +77,88 @@ def count_per_automation(queryset: QuerySet) -> Coalesce:
     """
     counted = queryset.order_by().values("automation").annotate(n=Count("*")).values("n")[:1]
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def can_export_labels(user: AbstractBaseUser, automation: Automation) -> bool:
+    """Owners of the automation and admins, and compliance (who read everything)."""
+    return can_manage(user, automation) or has_role(user, Role.COMPLIANCE)
+
+
+def catalog_rows_for(
+    user: AbstractBaseUser, *, now: datetime | None = None
+) -> QuerySet[Automation]:
+    """The automations a user may see, annotated with segment and run counts, in one query."""
+    start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    here = OuterRef("pk")
+    live_modes = [Mode.SUGGEST, Mode.APPROVE, Mode.AUTONOMOUS]
+    return (
+        Automation.objects.filter(pk__in=automations_visible_to(user).values("pk"))
+        .select_related("owner")
+        .defer("purpose", "rollback_plan", "instructions", "rules")
+        .annotate(
+            segments_total=count_per_automation(SegmentPolicy.objects.filter(automation=here)),
+            segments_off=count_per_automation(
+                SegmentPolicy.objects.filter(automation=here, enabled=False)
+            ),
+            segments_live=count_per_automation(
+                SegmentPolicy.objects.filter(automation=here, enabled=True, mode__in=live_modes)
+            ),
+            awaiting_review=count_per_automation(
+                Run.objects.filter(automation=here, state=RunState.AWAITING_REVIEW)
+            ),
+            runs_today=count_per_automation(
+                Run.objects.filter(automation=here, created_at__gte=start_of_day)
+            ),
+        )
+        .order_by("name", "slug")
+    )
+
+
+def automation_status(automation: Automation) -> list[tuple[str, str]]:
+    """Badges (label, css class) that say whether the automation acts; needs catalog_rows_for."""
+    badges = []
+    if automation.mode == Mode.SHADOW and not automation.segments_live:
+        badges.append(("shadow only", "shadow"))
+    elif automation.mode == Mode.SHADOW:
+        badges.append((f"shadow; live in {automation.segments_live} segment(s)", "shadow"))
+    else:
+        badges.append(("live", "live"))
+    if automation.segments_off:
+        label = f"{automation.segments_off} of {automation.segments_total} segments off"
+        badges.append((label, "off"))
+    return badges
+
+
+def automations_in_full_visible_to(user: AbstractBaseUser) -> QuerySet[Automation]:
+    """The automations a user may see, each with its owner, reviewers and children loaded."""
+    return (
+        automations_visible_to(user)
+        .select_related("owner")
+        .prefetch_related("reviewers", "intents", "segments", "do_not_automate")
+    )
+
+
+def intents_shown(automation: Automation) -> list[Intent]:
+    """The intents (prefetched), each with its action's url and secret variable set apart."""
+    intents = list(automation.intents.all())
+    for intent in intents:
+        config = dict(intent.action_config or {})
+        intent.action_url = config.pop("url", "")
+        intent.secret_env = config.pop("secret_env", "")
+        intent.other_config = config
+    return intents
+
+
+def api_key_state(user: AbstractBaseUser, automation: Automation) -> str:
+    """For admins, whether the API key variable is "set", "not set" or "refused"; else "".
+
+    Only admins learn it: the page must not tell others which variables exist,
+    and the value itself never reaches a page.
+    """
+    if not has_role(user, Role.ADMIN):
+        return ""
+    try:
+        value = secret_env_value(automation.api_key_env or "OPENAI_API_KEY")
+    except SecretEnvRefused:
+        return "refused"
+    return "set" if value else "not set"

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import landing, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("start/", landing.landing, name="landing"),
     path("automations/<slug:slug>/", views.automation_detail, name="automation_detail"),
     path(
         "automations/<slug:slug>/labels.jsonl",

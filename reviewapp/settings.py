@@ -172,7 +172,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "landing"  # the queues or the catalog, by role (catalog/landing.py)
 LOGOUT_REDIRECT_URL = "login"
 
 # Login throttling (django-axes). A user name with HANDRAIL_LOGIN_FAILURE_LIMIT failed

@@ -26,12 +26,46 @@ def test_login_page_renders_a_form_with_csrf(client, db):
     assert "/static/django_htmx/htmx-2.min.js" in html
 
 
-def test_login_with_the_right_password_goes_home(client, user):
-    response = client.post(reverse("login"), {"username": "ravi", "password": PASSWORD})
-
+def log_in(client, username: str, **extra):
+    """Post the login form; returns the redirect's target."""
+    response = client.post(reverse("login"), {"username": username, "password": PASSWORD, **extra})
     assert response.status_code == 302
-    assert response["Location"] == reverse("home")
-    assert client.get(reverse("home")).status_code == 200
+    return response["Location"]
+
+
+def test_a_reviewer_lands_on_the_review_queues(client, user):
+    assert log_in(client, "ravi") == reverse("landing")
+
+    response = client.get(reverse("landing"))
+
+    assert response["Location"] == reverse("review:home")
+    assert client.get(reverse("review:home")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [["owner"], ["compliance"], ["admin"], ["reviewer", "owner"], ["reviewer", "compliance"], []],
+)
+def test_owners_compliance_admins_and_people_without_a_role_land_on_the_catalog(client, db, roles):
+    UserFactory(username="someone", roles=roles)
+    log_in(client, "someone")
+
+    assert client.get(reverse("landing"))["Location"] == reverse("home")
+
+
+def test_the_front_door_sends_a_reviewer_to_the_queues_after_logging_in(client, user):
+    front_door = client.get(reverse("home"))
+    assert front_door["Location"] == reverse("login")
+
+    client.post(reverse("login"), {"username": "ravi", "password": PASSWORD})
+
+    assert client.get(reverse("landing"))["Location"] == reverse("review:home")
+
+
+def test_landing_requires_login(client, db):
+    response = client.get(reverse("landing"))
+
+    assert response["Location"] == f"{reverse('login')}?next={reverse('landing')}"
 
 
 def test_login_honours_next(client, user):
@@ -39,20 +73,11 @@ def test_login_honours_next(client, user):
     page = client.get(reverse("login"), {"next": detail})
     assert f'value="{detail}"' in page.content.decode()
 
-    response = client.post(
-        reverse("login"), {"username": "ravi", "password": PASSWORD, "next": detail}
-    )
-
-    assert response["Location"] == detail
+    assert log_in(client, "ravi", next=detail) == detail
 
 
 def test_login_does_not_follow_next_to_another_site(client, user):
-    response = client.post(
-        reverse("login"),
-        {"username": "ravi", "password": PASSWORD, "next": "https://evil.example/"},
-    )
-
-    assert response["Location"] == reverse("home")
+    assert log_in(client, "ravi", next="https://evil.example/") == reverse("landing")
 
 
 def test_wrong_password_shows_an_error_and_stays_logged_out(client, user):
@@ -67,7 +92,13 @@ def test_home_requires_login(client, db):
     response = client.get(reverse("home"))
 
     assert response.status_code == 302
-    assert response["Location"] == f"{reverse('login')}?next=/"
+    assert response["Location"] == reverse("login")
+
+
+def test_other_pages_send_people_back_to_them_after_logging_in(client, db):
+    response = client.get(reverse("automation_detail", args=["anything"]))
+
+    assert response["Location"] == f"{reverse('login')}?next=/automations/anything/"
 
 
 def test_logout_by_post_logs_out_and_returns_to_login(client, user):

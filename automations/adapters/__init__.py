@@ -1,6 +1,6 @@
 """Action adapters by name; adding one is adding a module and a line here."""
 
-from .base import Adapter, Delivery
+from .base import ACTION_CONFIG_FIELDS, Adapter, ConfigField, Delivery
 from .webhook import WebhookAdapter
 
 ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in [WebhookAdapter()]}
@@ -20,4 +20,12 @@ def adapter_for(name: str) -> Adapter:
         raise UnknownAdapter(name) from None
 
 
-__all__ = ["ADAPTERS", "Adapter", "Delivery", "UnknownAdapter", "adapter_for"]
+__all__ = [
+    "ACTION_CONFIG_FIELDS",
+    "ADAPTERS",
+    "Adapter",
+    "ConfigField",
+    "Delivery",
+    "UnknownAdapter",
+    "adapter_for",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from automations.models import Action, Run
@@ -15,6 +15,34 @@ RETRYABLE_STATUS_CODES = frozenset({408, 409, 425, 429})
 # A receiver's answer is stored as its status and at most this much of its body, cleaned.
 EXCERPT_CHARS = 200
 _SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One setting of an action as a catalog file writes it; the loader checks it by `kind`.
+
+    Kinds: "url" (http or https, to a host the outbound address policy allows),
+    "secret_env" (the name of an allowed variable that holds a secret), "text"
+    (a non-empty string up to `max_length`), "number" and "integer" (from
+    `minimum` to `maximum`; `above_minimum` refuses the minimum itself).
+    """
+
+    KINDS: ClassVar[frozenset[str]] = frozenset({"url", "secret_env", "text", "number", "integer"})
+
+    kind: str
+    required: bool = False
+    minimum: float = 0
+    maximum: float | None = None
+    above_minimum: bool = False
+    max_length: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown kind of action setting {self.kind!r}")
+
+
+# Settings every action takes whatever its adapter: services/actions.py reads them.
+ACTION_CONFIG_FIELDS = {"max_attempts": ConfigField("integer", minimum=1, maximum=20)}
 
 
 @dataclass
@@ -54,6 +82,8 @@ class Adapter(Protocol):
     """Maps an approved intent to one side effect; every attempt reuses the action's key."""
 
     name: str
+    # The adapter's own settings, beside ACTION_CONFIG_FIELDS; the loader accepts no others.
+    config_fields: dict[str, ConfigField]
 
     def timeout_seconds(self, config: dict) -> float:
         """The longest one attempt may take under `config`."""

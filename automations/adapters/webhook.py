@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-import secrets
 import time
 from datetime import UTC, datetime
 from functools import cache
@@ -17,9 +15,17 @@ from standardwebhooks.webhooks import Webhook
 
 from automations.http_client import httpx
 from automations.outbound import OutboundRefused, transport_for
+from automations.traceparent import traceparent_for
 from catalog.secret_env import SecretEnvRefused, secret_env_value
 
-from .base import EXCERPT_CHARS, Delivery, delivery_failed, response_excerpt, status_is_retryable
+from .base import (
+    EXCERPT_CHARS,
+    ConfigField,
+    Delivery,
+    delivery_failed,
+    response_excerpt,
+    status_is_retryable,
+)
 
 if TYPE_CHECKING:
     from automations.models import Action, Run
@@ -29,7 +35,6 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 (the format marker, not a secret)
 USER_AGENT = "Handrail-Webhooks/1"
 # Enough bytes for the excerpt's characters in UTF-8; a huge body is never read whole.
 EXCERPT_BYTES = 4 * EXCERPT_CHARS
-TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
 
 
 class WebhookConfigError(Exception):
@@ -85,13 +90,6 @@ def timeout_seconds(config: dict) -> float:
     return DEFAULT_TIMEOUT_SECONDS
 
 
-def traceparent(trace_id: str) -> str | None:
-    """A W3C traceparent joining the run's trace, with a new span id per attempt."""
-    if not TRACE_ID.match(trace_id or ""):
-        return None
-    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
-
-
 def signed_request(*, msg_id: str, body: dict, config: dict, trace_id: str) -> tuple[bytes, dict]:
     """The exact bytes to send and the headers whose signature covers exactly those bytes."""
     signer = webhook_signer(config=config)
@@ -104,7 +102,8 @@ def signed_request(*, msg_id: str, body: dict, config: dict, trace_id: str) -> t
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signer.sign(msg_id=msg_id, timestamp=now, data=data),
     }
-    parent = traceparent(trace_id)
+    # A new span in the run's trace for every attempt.
+    parent = traceparent_for(trace_id)
     if parent:
         headers["traceparent"] = parent
     return data.encode("utf-8"), headers
@@ -177,6 +176,12 @@ class WebhookAdapter:
     """Delivers the contract body to `config["url"]`, signed, keyed by the action's key."""
 
     name = "webhook"
+    config_fields = {
+        "url": ConfigField("url", required=True),
+        "secret_env": ConfigField("secret_env", required=True),
+        "timeout_seconds": ConfigField("number", minimum=0, maximum=60, above_minimum=True),
+        "compensation_url": ConfigField("url"),
+    }
 
     def timeout_seconds(self, config: dict) -> float:
         """The per-attempt timeout of `config` (10 s unless set)."""

@@ -10,12 +10,10 @@ from catalog.models import DataClassification
 
 from .base import GuardrailContext, passed
 
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-
 
 def model_host(automation) -> tuple[str, str]:
-    """(hostname, host:port) the automation's model calls go to."""
-    url = urlparse(automation.base_url or settings.OPENAI_BASE_URL or DEFAULT_OPENAI_BASE_URL)
+    """(hostname, host:port) the automation's model calls go to, as its provider says."""
+    url = urlparse(provider_for(automation).endpoint(automation))
     return (url.hostname or "").lower(), url.netloc.lower()
 
 

@@ -42,5 +42,11 @@ class Provider(Protocol):
     bills: bool
     # How many calls one decision may make at most, each within the latency budget.
     attempts: int
+    # Whether an automation must name a model (the loader refuses one without).
+    needs_model: bool
+
+    def endpoint(self, automation: Automation) -> str:
+        """The URL the automation's events are sent to; "" when they stay on this machine."""
+        ...
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult: ...

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 3  # one call and two retries, for 408, 409, 429, 5xx and connection errors
 BACKOFF_SECONDS = 0.5  # doubled per retry, minus up to 25% jitter
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER_SECONDS = 10.0  # a longer Retry-After gives up: a person is faster
 # A completion with one small JSON decision is a few kilobytes; more is cut off (and fails).
 MAX_COMPLETION_BYTES = 4 * 1024 * 1024
@@ -43,6 +44,11 @@ class OpenAIProvider:
     remote = True
     bills = True
     attempts = ATTEMPTS
+    needs_model = True
+
+    def endpoint(self, automation: Automation) -> str:
+        """The automation's base_url, else OPENAI_BASE_URL, else OpenAI's own API."""
+        return automation.base_url or settings.OPENAI_BASE_URL or DEFAULT_BASE_URL
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
         call = ProviderCall(provider=self.name, model=automation.model)
@@ -61,7 +67,7 @@ class OpenAIProvider:
             return _failed(call, "the automation has no intents", automation)
         timeout = automation.latency_budget_ms / 1000
         client = client_for(
-            base_url=automation.base_url or settings.OPENAI_BASE_URL or None,
+            base_url=self.endpoint(automation),
             api_key=api_key,
             timeout=timeout,
         )
@@ -85,13 +91,13 @@ class OpenAIProvider:
         return ProviderResult(decision=decision, error="", call=call)
 
 
-def client_for(*, base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
+def client_for(*, base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
     """One client per endpoint, key, timeout and transport, so HTTP connections are reused."""
     return _client(base_url, api_key, timeout, settings.HANDRAIL_HTTP_TRANSPORT)
 
 
 @lru_cache(maxsize=32)
-def _client(base_url: str | None, api_key: str, timeout: float, transport: str) -> openai.OpenAI:
+def _client(base_url: str, api_key: str, timeout: float, transport: str) -> openai.OpenAI:
     # Retries are ours (_completion_create): the SDK would also retry timeouts,
     # multiplying the latency budget.
     http_client = openai.DefaultHttpxClient(

@@ -20,6 +20,11 @@ class RulesProvider:
     remote = False
     bills = False
     attempts = 1
+    needs_model = False
+
+    def endpoint(self, automation: Automation) -> str:
+        """Rules run in process: the event goes nowhere."""
+        return ""
 
     def decide(self, *, automation: Automation, document: dict) -> ProviderResult:
         started = time.monotonic()

@@ -72,12 +72,6 @@ def lease_duration() -> timedelta:
     return timedelta(seconds=settings.HANDRAIL_REVIEW_LEASE_SECONDS)
 
 
-def review_check_access(*, user: AbstractBaseUser, automation_id: int) -> None:
-    """Raise PermissionDenied unless the user may work this automation's queue."""
-    if not reviewable_automations(user).filter(pk=automation_id).exists():
-        raise PermissionDenied("you do not review this automation")
-
-
 def claimable_tasks(automation_id: int, now: datetime):
     """Open tasks anyone may claim: pending, or claimed with a lapsed lease."""
     return ReviewTask.objects.filter(automation_id=automation_id).filter(
@@ -160,14 +154,6 @@ def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
     task.claimed_at = None
     task.lease_expires_at = None
     return task
-
-
-def review_expire_leases(*, now: datetime | None = None) -> int:
-    """Return every claimed task whose lease lapsed to the queue; return how many."""
-    now = now or timezone.now()
-    return ReviewTask.objects.filter(state=ReviewState.CLAIMED, lease_expires_at__lt=now).update(
-        state=ReviewState.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
-    )
 
 
 def intent_diff(model_intent: dict | None, final_intent: dict | None) -> list[dict]:

@@ -11,13 +11,14 @@ import referencing.exceptions
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator, SchemaError
 
+from automations.adapters import ACTION_CONFIG_FIELDS, ADAPTERS, ConfigField
 from automations.matching import PatternRefused, pattern_compile
+from automations.providers import PROVIDERS
 from catalog.models import (
     DataClassification,
     IntentRisk,
     MatchOperator,
     Mode,
-    Provider,
     RiskTier,
     RuleEffect,
 )
@@ -25,6 +26,8 @@ from catalog.secret_env import secret_env_problem
 
 from .checks import (
     INVALID,
+    MAX_POSITIVE_INT,
+    Check,
     Field,
     boolean,
     choice,
@@ -201,15 +204,30 @@ def sub_path(path: str, parts) -> str:
     return path
 
 
-WEBHOOK_FIELDS = {
-    "url": Field(url(), required=True),
-    "secret_env": Field(secret_env_name, required=True),
-    "timeout_seconds": Field(number(minimum=0, maximum=60, above_minimum=True)),
-    "max_attempts": Field(integer(minimum=1, maximum=20)),
-    "compensation_url": Field(url()),
-}
-# The settings each action adapter takes, by adapter name.
-ADAPTER_FIELDS = {"webhook": WEBHOOK_FIELDS}
+def setting_check(setting: ConfigField) -> Check:
+    """The checker for one kind of action setting an adapter declares."""
+    if setting.kind == "url":
+        return url()
+    if setting.kind == "secret_env":
+        return secret_env_name
+    if setting.kind == "text":
+        return text(max_length=setting.max_length)
+    if setting.kind == "number":
+        return number(
+            minimum=setting.minimum, maximum=setting.maximum, above_minimum=setting.above_minimum
+        )
+    # "integer", the last of ConfigField.KINDS
+    maximum = MAX_POSITIVE_INT if setting.maximum is None else int(setting.maximum)
+    return integer(minimum=int(setting.minimum), maximum=maximum)
+
+
+def action_fields(adapter_name: str) -> dict[str, Field]:
+    """The settings an action of this adapter takes: its own, then those every action takes."""
+    settings = {**ADAPTERS[adapter_name].config_fields, **ACTION_CONFIG_FIELDS}
+    return {
+        key: Field(setting_check(setting), required=setting.required)
+        for key, setting in settings.items()
+    }
 
 
 def action_clean(value, path, problems):
@@ -221,13 +239,18 @@ def action_clean(value, path, problems):
     if adapter is None:
         problems.add(key_path(path, "adapter"), "required")
         return INVALID
-    if not isinstance(adapter, str) or adapter not in ADAPTER_FIELDS:
-        problems.add(key_path(path, "adapter"), f"must be one of {', '.join(ADAPTER_FIELDS)}")
+    if not isinstance(adapter, str) or adapter not in ADAPTERS:
+        problems.add(key_path(path, "adapter"), f"must be one of {', '.join(ADAPTERS)}")
         return INVALID
-    fields = {"adapter": Field(passthrough), **ADAPTER_FIELDS[adapter]}
-    cleaned = fields_check(value, path, problems, fields)
-    config = {key: cleaned[key] for key in ADAPTER_FIELDS[adapter] if value.get(key) is not None}
+    settings = action_fields(adapter)
+    cleaned = fields_check(value, path, problems, {"adapter": Field(passthrough), **settings})
+    config = {key: cleaned[key] for key in settings if value.get(key) is not None}
     return {"adapter": adapter, "config": config}
+
+
+def provider_name(value, path, problems):
+    """The name of a registered decision provider (automations/providers)."""
+    return choice(PROVIDERS)(value, path, problems)
 
 
 INTENT_FIELDS = {
@@ -248,7 +271,7 @@ SEGMENT_FIELDS = {
 }
 
 DECISION_FIELDS = {
-    "provider": Field(choice(Provider.values), required=True),
+    "provider": Field(provider_name, required=True),
     "model": Field(text(max_length=200, blank=True), default=""),
     "base_url": Field(blank_or(url(max_length=500)), default=""),
     "api_key_env": Field(blank_or(secret_env_name), default=""),
@@ -375,9 +398,10 @@ def children_check(raw: dict, path: str, problems: Problems) -> None:
 
 
 def decision_check(decision: dict, intents, path: str, problems: Problems) -> None:
-    """Cross-field rules: a model for openai; rules that name real intents with valid arguments."""
-    if decision["provider"] == Provider.OPENAI and decision["model"] == "":
-        problems.add(key_path(path, "model"), "required when provider is openai")
+    """Cross-field rules: a model if the provider needs one; rules naming real intents."""
+    provider = PROVIDERS.get(decision["provider"])
+    if provider is not None and provider.needs_model and decision["model"] == "":
+        problems.add(key_path(path, "model"), f"required when provider is {provider.name}")
     if not isinstance(decision["rules"], list) or not isinstance(intents, list):
         return
     schemas = {

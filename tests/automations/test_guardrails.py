@@ -9,6 +9,7 @@ from automations.guardrails import GUARDRAILS, GuardrailContext, guardrails_run,
 from automations.guardrails.base import CheckResult
 from automations.matching import event_document
 from automations.models import DailySpend
+from automations.providers import PROVIDERS
 from automations.services.spend import model_call_record
 from catalog.models import Automation
 from tests.factories import (
@@ -350,6 +351,61 @@ def test_do_not_automate_rules_see_the_text_before_redaction(public_openai):
     results = guardrails_run(stage="before", ctx=ctx)
     assert strictest(results) == "review"
     assert "jane@example.com" not in str(ctx.document)
+
+
+# Providers the guardrails know only through the registry
+
+
+class HostedProvider:
+    """A stand-in remote, billed provider whose endpoint is its own, not OpenAI's."""
+
+    name = "hosted"
+    remote = True
+    bills = True
+    attempts = 1
+    needs_model = True
+
+    def endpoint(self, automation) -> str:
+        return "https://models.hosted.example/v2"
+
+    def decide(self, **kwargs):
+        raise AssertionError("guardrails do not decide")
+
+
+@pytest.fixture
+def hosted(monkeypatch, public_openai):
+    monkeypatch.setitem(PROVIDERS, "hosted", HostedProvider())
+
+
+def test_a_registered_remote_provider_gets_the_budget_check(hosted):
+    automation = AutomationFactory(provider="hosted", daily_budget_usd=Decimal("1"))
+    spend(automation, "1.50")
+
+    result = result_of("budget", context(automation))
+
+    assert result.verdict == "review"
+    assert result.reason == "daily model budget spent ($1.50 of $1.00)"
+
+
+def test_a_registered_remote_provider_gets_restricted_data_redacted_for_its_own_host(hosted):
+    automation = AutomationFactory(provider="hosted", data_classification="restricted")
+    ctx = context(automation, payload=PII_PAYLOAD)
+
+    result = result_of("pii_policy", ctx)
+
+    assert result.reason == "redacted 2 email, 1 iban before sending to models.hosted.example"
+    assert "jane@example.com" not in str(ctx.document)
+
+
+def test_a_registered_remote_provider_s_private_host_sees_the_data_unredacted(hosted, settings):
+    settings.HANDRAIL_PRIVATE_MODEL_HOSTS = ["models.hosted.example"]
+    automation = AutomationFactory(provider="hosted", data_classification="restricted")
+    ctx = context(automation, payload=PII_PAYLOAD)
+
+    result = result_of("pii_policy", ctx)
+
+    assert result.reason == "model host models.hosted.example is private: no redaction needed"
+    assert ctx.document["payload"] == PII_PAYLOAD
 
 
 # intent_risk

@@ -23,7 +23,6 @@ from automations.services.reviews import (
     review_claim_next,
     review_decide,
     review_decide_and_claim_next,
-    review_expire_leases,
     review_release,
 )
 from tests.factories import (
@@ -176,20 +175,6 @@ def test_only_the_holder_can_release(automation, reviewer, rosa):
         review_release(task=task, user=rosa)
     task.refresh_from_db()
     assert (task.state, task.claimed_by) == ("claimed", reviewer)
-
-
-def test_expire_leases_returns_lapsed_claims_to_the_queue(automation, reviewer, rosa):
-    now = timezone.now()
-    live, lapsed = make_task(automation, age_minutes=2), make_task(automation, age_minutes=1)
-    review_claim_next(user=rosa, automation=automation, now=now)
-    review_claim_next(user=reviewer, automation=automation, now=now - LEASE - timedelta(seconds=5))
-
-    assert review_expire_leases(now=now) == 1
-
-    lapsed.refresh_from_db()
-    live.refresh_from_db()
-    assert (lapsed.state, lapsed.claimed_by) == ("pending", None)
-    assert (live.state, live.claimed_by) == ("claimed", rosa)
 
 
 # Access.

@@ -32,9 +32,9 @@ def secret(monkeypatch):
     return value
 
 
-def deliver(receiver, *, body=BODY, **config):
+def deliver(receiver, *, body=BODY, trace_id=TRACE_ID, **config):
     action = Action(idempotency_key="act_0123456789abcdef")
-    run = Run(trace_id=TRACE_ID)
+    run = Run(trace_id=trace_id)
     config = {"url": receiver.url("/hooks/route"), "secret_env": SECRET_ENV, **config}
     return WebhookAdapter().deliver(action=action, run=run, config=config, body=body)
 
@@ -104,6 +104,14 @@ def test_each_attempt_gets_a_new_span_in_the_same_trace(receiver, secret):
     first, second = (d.headers["traceparent"] for d in receiver.wait_for(2))
     assert first.split("-")[1] == second.split("-")[1] == TRACE_ID
     assert first != second
+
+
+@pytest.mark.parametrize("trace_id", ["", "0" * 32, "4BF92F3577B34DA6A3CE929D0E0E4736", "abc"])
+def test_a_run_without_a_valid_trace_id_sends_no_traceparent(receiver, secret, trace_id):
+    assert deliver(receiver, trace_id=trace_id).ok
+
+    [received] = receiver.wait_for(1)
+    assert "traceparent" not in received.headers
 
 
 @pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])

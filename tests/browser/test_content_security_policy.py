@@ -36,7 +36,8 @@ def test_review_console_under_the_policy(page, page_records, reviewer_setup):
     setup = reviewer_setup(tasks=4)
     first, second, third, fourth = setup.tasks
 
-    login(page, setup.reviewer, setup.password)  # the login page, then the catalog home
+    login(page, setup.reviewer, setup.password)  # the login page, then the review queues
+    page.goto("/")
     expect(page.locator("table.catalog")).to_be_visible()
     page.goto(f"/automations/{setup.automation.slug}/")
     expect(page.locator("h1")).to_contain_text(setup.automation.name)

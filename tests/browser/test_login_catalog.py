@@ -11,12 +11,17 @@ from tests.factories import AutomationFactory
 pytestmark = pytest.mark.browser
 
 
-def test_reviewer_logs_in_and_opens_their_automation_from_the_catalog(page, reviewer_setup):
+def test_reviewer_lands_on_the_queues_and_opens_their_automation_from_the_catalog(
+    page, reviewer_setup
+):
     setup = reviewer_setup(tasks=2)
     AutomationFactory(slug="not-mine", name="Not Mine")
 
     login(page, setup.reviewer, setup.password)
 
+    expect(page).to_have_url(re.compile(r"/review/$"))
+    expect(page.locator("h1")).to_have_text("Review queues")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Catalog").click()
     expect(page).to_have_url(re.compile(r"/$"))
     table = page.locator("table.catalog")
     expect(table.get_by_role("link", name="Support Triage")).to_be_visible()

@@ -115,6 +115,7 @@ NOT_ROLE_SCOPED = {
     "password_reset_done": "authentication",
     "password_reset_confirm": "authentication",
     "password_reset_complete": "authentication",
+    "landing": "only redirects a user who just logged in to their first page (tested apart)",
     "demo_hooks": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
     "demo_hook_receive": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
 }
