@@ -304,38 +304,41 @@ class ApiTokenAdmin(ChangeReasonMixin, RoleAccessMixin, SimpleHistoryAdmin):
 
 
 class AuditSampleItemInline(admin.TabularInline):
-    """Compliance and admins record a verdict per sampled run; nothing else changes."""
+    """The sampled runs, read only: verdicts are recorded on the audit pages (and the trail)."""
 
     model = AuditSampleItem
     extra = 0
     can_delete = False
-    fields = ["run", "verdict", "note", "verdict_by", "verdict_at"]
-    readonly_fields = ["run", "verdict_by", "verdict_at"]
+    fields = ["position", "run", "outcome", "stratum", "verdict", "category", "verdict_by"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_view_permission(self, request, obj=None):
         return bool(_roles(request) & READERS) or super().has_view_permission(request, obj)
 
-    def has_change_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_change_permission(request, obj)
-
 
 @admin.register(AuditSample)
 class AuditSampleAdmin(admin.ModelAdmin):
-    """A sample is drawn by the sampling service; here its verdicts are recorded."""
+    """Samples are drawn by the sampling service and worked on the audit pages; read only here."""
 
-    list_display = ["automation", "seed", "rate", "period_start", "period_end", "created_by"]
-    list_filter = ["automation"]
+    list_display = ["name", "kind", "automation", "seed", "since", "until", "created_by"]
+    list_filter = ["kind"]
     list_select_related = ["automation", "created_by"]
-    search_fields = ["automation__slug", "seed"]
+    search_fields = ["name", "seed"]
     readonly_fields = [
+        "name",
+        "kind",
         "automation",
         "seed",
-        "rate",
-        "period_start",
-        "period_end",
+        "since",
+        "until",
+        "arguments",
+        "cursor_run_id",
         "created_by",
         "created_at",
     ]
@@ -347,32 +350,39 @@ class AuditSampleAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return bool(_roles(request) & READERS) or super().has_view_permission(request, obj)
 
-    def has_change_permission(self, request, obj=None):
-        return bool(_roles(request) & READERS) or super().has_change_permission(request, obj)
-
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def save_formset(self, request, form, formset, change):
-        for item_form in formset.forms:
-            if "verdict" in item_form.changed_data or "note" in item_form.changed_data:
-                item_form.instance.verdict_by = request.user
-                item_form.instance.verdict_at = timezone.now()
-                item_form.instance._change_reason = "verdict recorded in admin"
-        super().save_formset(request, form, formset, change)
 
 
 @admin.register(AuditSampleItem)
 class AuditSampleItemAdmin(SimpleHistoryAdmin):
     """Read-only list of sampled runs with their verdict history."""
 
-    list_display = ["sample", "run", "verdict", "verdict_by", "verdict_at"]
-    list_filter = ["verdict"]
-    list_select_related = ["sample__automation", "run", "verdict_by"]
-    readonly_fields = ["sample", "run", "verdict", "note", "verdict_by", "verdict_at"]
+    list_display = ["sample", "run", "outcome", "verdict", "category", "verdict_by", "verdict_at"]
+    list_filter = ["verdict", "outcome"]
+    list_select_related = ["sample", "run", "verdict_by"]
+    readonly_fields = [
+        "sample",
+        "stratum",
+        "run",
+        "position",
+        "outcome",
+        "blind_intent",
+        "blind_by",
+        "blind_at",
+        "revealed_at",
+        "verdict",
+        "category",
+        "note",
+        "verdict_by",
+        "verdict_at",
+    ]
 
     def has_module_permission(self, request):
         return bool(_roles(request) & READERS) or super().has_module_permission(request)
