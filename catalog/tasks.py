@@ -1,4 +1,4 @@
-"""Celery tasks of the catalog: the trail's sequencer, the standing audit queue."""
+"""Celery tasks of the catalog: the trail's sequencer and verification, the standing audit queue."""
 
 import logging
 
@@ -6,6 +6,7 @@ from celery import shared_task
 
 from catalog.audit.standing import standing_queue_run
 from catalog.audit.trail import trail_chain
+from catalog.audit.trail_status import trail_verification_perform
 
 logger = logging.getLogger(__name__)
 
@@ -14,6 +15,13 @@ logger = logging.getLogger(__name__)
 def chain_trail() -> None:
     # Not retried: beat sends the next one a second later.
     trail_chain()
+
+
+@shared_task(name="catalog.verify_trail", acks_late=False, ignore_result=True)
+def verify_trail(verification_id: int) -> None:
+    # Not acks_late: a verification lost with its worker is left unfinished, and the
+    # compliance page lets a new one start once it is abandoned (trail_status.ABANDONED_AFTER).
+    trail_verification_perform(verification_id=verification_id)
 
 
 @shared_task(name="catalog.audit_standing_queue", acks_late=False, ignore_result=True)
