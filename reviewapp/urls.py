@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("review/", include("automations.urls")),
+    path("audit/", include("catalog.audit.urls")),
     path("", include("catalog.urls")),
 ]
 
