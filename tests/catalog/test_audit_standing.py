@@ -1,9 +1,11 @@
 """The standing audit queue: autonomous runs join their automation's sample at its rate."""
 
+import io
 from fractions import Fraction
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from catalog.audit.standing import standing_queue_run, taken
 from catalog.models import AuditSample, AuditStratum
@@ -86,3 +88,14 @@ def test_an_automation_sampled_at_rate_zero_has_no_standing_sample():
 def test_celery_beat_runs_the_standing_queue():
     entries = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "catalog.audit_standing_queue" in entries
+
+
+def test_the_command_runs_the_standing_queue_once():
+    automation = AutomationFactory(audit_sample_rate=1.0)
+    runs_of(automation, "autonomous", 2)
+    out = io.StringIO()
+
+    call_command("audit_standing_queue", stdout=out)
+
+    assert out.getvalue() == "standing audit queue: 2 run(s) added\n"
+    assert standing(automation).items.count() == 2
