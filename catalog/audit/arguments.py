@@ -103,6 +103,16 @@ def _rate(value, errors: dict) -> str | None:
     return str(rate)
 
 
+def _amount(size, rate, errors: dict) -> tuple[int | None, str | None]:
+    """(size, rate): exactly one of them must be given."""
+    has_size = size is not None and str(size).strip() != ""
+    has_rate = rate is not None and str(rate).strip() != ""
+    if has_size == has_rate:
+        errors["size"] = "give either a size or a rate"
+        return None, None
+    return (_size(size, errors), None) if has_size else (None, _rate(rate, errors))
+
+
 def _whole(value, field: str, errors: dict, *, default: int) -> int:
     if value is None or str(value).strip() == "":
         return default
@@ -180,12 +190,7 @@ def sample_arguments(
     elif len(name) > 200:
         errors["name"] = "must be at most 200 characters"
     start, end = _window(since, until, errors)
-    has_size = size is not None and str(size).strip() != ""
-    has_rate = rate is not None and str(rate).strip() != ""
-    if has_size == has_rate:
-        errors["size"] = "give either a size or a rate"
-    checked_size = _size(size, errors) if has_size and not has_rate else None
-    checked_rate = _rate(rate, errors) if has_rate and not has_size else None
+    checked_size, checked_rate = _amount(size, rate, errors)
     stratify = DEFAULT_STRATIFY if stratify is None else stratify
     arguments = SampleArguments(
         name=name,

@@ -12,7 +12,7 @@ from django.http import Http404
 from automations.forms import ArgumentField, argument_fields, arguments_from_form
 from automations.services.reviews import REJECT_REASONS, arguments_errors
 from automations.views.panels import diff_rows, payload_rows
-from catalog.audit.verdicts import ISSUE_CATEGORIES, Comparison, blind_comparison, done_intent
+from catalog.audit.verdicts import ISSUE_CATEGORIES, Comparison, blind_comparison
 from catalog.models import AuditSampleItem
 
 NO_ACTION = "-"  # the blind form's "it should not have acted" (not a valid intent name)
@@ -164,8 +164,8 @@ def item_panel(
     review = getattr(run, "review_task", None)
     context.update(
         {
-            "done": done_intent(item),
-            "done_rows": _intent_rows(done_intent(item)),
+            "done": comparison.done,
+            "done_rows": _intent_rows(comparison.done),
             "proposal": run.proposed_intent or {},
             "proposal_rows": _intent_rows(run.proposed_intent),
             "review": review,

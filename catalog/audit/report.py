@@ -40,18 +40,6 @@ class Row:
     def interval(self) -> tuple[float, float]:
         return wilson_interval(self.issues, self.reviewed)
 
-    def figures(self) -> dict:
-        low, high = self.interval
-        return {
-            "population": self.population,
-            "sampled": self.sampled,
-            "reviewed": self.reviewed,
-            "issues": self.issues,
-            "issue_rate": self.issue_rate,
-            "wilson_low": low,
-            "wilson_high": high,
-        }
-
 
 @dataclass(frozen=True)
 class Overall:
@@ -62,16 +50,19 @@ class Overall:
     issue_rate: float | None
     interval: tuple[float, float]
 
-    def figures(self) -> dict:
-        return {
-            "population": self.population,
-            "sampled": self.sampled,
-            "reviewed": self.reviewed,
-            "issues": self.issues,
-            "issue_rate": self.issue_rate,
-            "wilson_low": self.interval[0],
-            "wilson_high": self.interval[1],
-        }
+
+def figures(row: Row | Overall) -> dict:
+    """A row's (or the overall) figures by the names the JSON and the CSV use."""
+    low, high = row.interval
+    return {
+        "population": row.population,
+        "sampled": row.sampled,
+        "reviewed": row.reviewed,
+        "issues": row.issues,
+        "issue_rate": row.issue_rate,
+        "wilson_low": low,
+        "wilson_high": high,
+    }
 
 
 @dataclass(frozen=True)
@@ -132,8 +123,8 @@ def report_json(report: Report) -> dict:
         "sample_id": sample.pk,
         "name": sample.name,
         "seed": seed_json(sample.seed),
-        "strata": [{"stratum": row.stratum, **row.figures()} for row in report.rows],
-        "overall": report.overall.figures(),
+        "strata": [{"stratum": row.stratum, **figures(row)} for row in report.rows],
+        "overall": figures(report.overall),
     }
 
 
@@ -160,16 +151,16 @@ def report_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["stratum", *report.dimensions, *FIGURES])
     for row in report.rows:
-        figures = row.figures()
+        shown = figures(row)
         writer.writerow(
             [
                 stratum_label(row.stratum),
                 *(row.stratum.get(d, "") for d in report.dimensions),
-                *(_cell(figures[f]) for f in FIGURES),
+                *(_cell(shown[f]) for f in FIGURES),
             ]
         )
-    figures = report.overall.figures()
+    shown = figures(report.overall)
     writer.writerow(
-        ["overall", *("" for _ in report.dimensions), *(_cell(figures[f]) for f in FIGURES)]
+        ["overall", *("" for _ in report.dimensions), *(_cell(shown[f]) for f in FIGURES)]
     )
     return out.getvalue()
