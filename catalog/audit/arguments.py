@@ -55,6 +55,17 @@ class SampleArguments:
         return data
 
 
+def _refuse_nul(**fields) -> None:
+    """SampleInvalid for fields holding a NUL character, which PostgreSQL cannot store."""
+    bad = {
+        field: "must not contain NUL characters"
+        for field, value in fields.items()
+        if any("\x00" in str(v) for v in (value if isinstance(value, list | tuple) else [value]))
+    }
+    if bad:
+        raise SampleInvalid(bad)
+
+
 def _listed(values) -> list[str]:
     """Values given as a list, or as one comma-separated string; blanks dropped."""
     if values is None:
@@ -183,6 +194,19 @@ def sample_arguments(
     seed=None,
 ) -> SampleArguments:
     """The checked arguments of a draw; SampleInvalid naming every bad field."""
+    _refuse_nul(
+        name=name,
+        since=since,
+        until=until,
+        size=size,
+        rate=rate,
+        automation=automations,
+        outcome=outcomes,
+        segment=segments,
+        stratify=stratify,
+        min_per_stratum=min_per_stratum,
+        seed=seed,
+    )
     errors: dict[str, str] = {}
     name = str(name or "").strip()
     if not name:

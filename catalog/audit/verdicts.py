@@ -35,6 +35,7 @@ ISSUE_CATEGORIES: list[tuple[str, str]] = [
 ACTED = (AuditOutcome.AUTONOMOUS, AuditOutcome.APPROVED, AuditOutcome.EDITED)
 MAX_CATEGORY = 100
 MAX_NOTE = 5000
+NUL_MESSAGE = "must not contain NUL characters"
 
 
 class AuditInvalid(ValueError):
@@ -57,7 +58,20 @@ def _verdict_errors(verdict: str, category: str, note: str) -> dict[str, str]:
         errors["note"] = "say what the issue is"
     if len(note) > MAX_NOTE:
         errors["note"] = f"must be at most {MAX_NOTE} characters"
+    for field, text in (("category", category), ("note", note)):
+        if "\x00" in text:
+            errors[field] = NUL_MESSAGE
     return errors
+
+
+def _nul_paths(value, path: str) -> list[str]:
+    """Where `value` holds a NUL character (PostgreSQL stores none), as "arguments.x" paths."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if not isinstance(value, dict | list):
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    return [p for key, item in items for p in _nul_paths(item, f"{path}.{key}")]
 
 
 def audit_verdict_record(
@@ -135,6 +149,11 @@ def _open_item(item_id: int) -> AuditSampleItem:
 def _blind_errors(item: AuditSampleItem, intent: str | None, arguments) -> dict[str, str]:
     if intent is None:
         return {}
+    if "\x00" in intent:
+        return {"intent": NUL_MESSAGE}
+    nul = {path: NUL_MESSAGE for path in _nul_paths(arguments, "arguments")}
+    if nul:
+        return nul
     known = {i.name: i for i in item.run.automation.intents.all()}
     if intent not in known:
         return {"intent": f"choose one of {', '.join(known) or 'the intents'}, or no action"}

@@ -262,3 +262,12 @@ def test_until_must_come_after_since():
     with pytest.raises(SampleInvalid) as caught:
         sample_arguments(name="n", size="3", since="2026-11-05", until="2026-11-05")
     assert caught.value.errors == {"until": "must be after since"}
+
+
+def test_nul_characters_are_refused_not_sent_to_the_database(support):
+    with pytest.raises(SampleInvalid) as caught:
+        sample_arguments(name="a\x00b", size="3", segments=["x\x00"], **WINDOW)
+    assert caught.value.errors == {
+        "name": "must not contain NUL characters",
+        "segment": "must not contain NUL characters",
+    }

@@ -200,3 +200,25 @@ def test_a_reviewer_may_not_review_blind_either(items, reviewer):
         audit_blind_record(item_id=items[0].pk, intent=None, arguments=None, by=reviewer)
     with pytest.raises(PermissionDenied):
         audit_reveal(item_id=items[0].pk, by=reviewer)
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(items, compliance):
+    item = _autonomous(items)
+    with pytest.raises(AuditInvalid) as caught:
+        audit_verdict_record(
+            item_id=item.pk, verdict="issue", category="po\x00licy", note="a\x00b", by=compliance
+        )
+    assert caught.value.errors == {
+        "category": "must not contain NUL characters",
+        "note": "must not contain NUL characters",
+    }
+    with pytest.raises(AuditInvalid) as caught:
+        audit_blind_record(
+            item_id=item.pk,
+            intent="route_ticket",
+            arguments={"team": "bill\x00ing", "priority": "p2"},
+            by=compliance,
+        )
+    assert caught.value.errors == {"arguments.team": "must not contain NUL characters"}
+    item.refresh_from_db()
+    assert (item.verdict, item.blind_intent) == ("", None)
