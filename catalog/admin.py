@@ -21,7 +21,6 @@ from .admin_access import (
     AdminChangesMixin,
     ConfigAccessMixin,
     LoginRecordsMixin,
-    ReadersChangeMixin,
     ReadOnlyMixin,
     admin_is_admin,
 )
@@ -233,52 +232,62 @@ class ApiTokenAdmin(ChangeReasonMixin, AdminChangesMixin, SimpleHistoryAdmin):
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
 
 
-class AuditSampleItemInline(ReadersChangeMixin, admin.TabularInline):
-    """Compliance and admins record a verdict per sampled run; nothing else changes."""
+class AuditSampleItemInline(ReadOnlyMixin, admin.TabularInline):
+    """The sampled runs, read only: verdicts are recorded on the audit pages (and the trail)."""
 
     model = AuditSampleItem
     extra = 0
     can_delete = False
-    fields = ["run", "verdict", "note", "verdict_by", "verdict_at"]
-    readonly_fields = ["run", "verdict_by", "verdict_at"]
+    fields = ["position", "run", "outcome", "stratum", "verdict", "category", "verdict_by"]
+    readonly_fields = fields
 
 
 @admin.register(AuditSample)
-class AuditSampleAdmin(ReadersChangeMixin, admin.ModelAdmin):
-    """A sample is drawn by the sampling service; here its verdicts are recorded."""
+class AuditSampleAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Samples are drawn by the sampling service and worked on the audit pages; read only here."""
 
-    list_display = ["automation", "seed", "rate", "period_start", "period_end", "created_by"]
-    list_filter = ["automation"]
+    list_display = ["name", "kind", "automation", "seed", "since", "until", "created_by"]
+    list_filter = ["kind"]
     list_select_related = ["automation", "created_by"]
-    search_fields = ["automation__slug", "seed"]
+    search_fields = ["name", "seed"]
     readonly_fields = [
+        "name",
+        "kind",
         "automation",
         "seed",
-        "rate",
-        "period_start",
-        "period_end",
+        "since",
+        "until",
+        "arguments",
+        "cursor_run_id",
         "created_by",
         "created_at",
     ]
     inlines = [AuditSampleItemInline]
-
-    def save_formset(self, request, form, formset, change):
-        for item_form in formset.forms:
-            if "verdict" in item_form.changed_data or "note" in item_form.changed_data:
-                item_form.instance.verdict_by = request.user
-                item_form.instance.verdict_at = timezone.now()
-                item_form.instance._change_reason = "verdict recorded in admin"
-        super().save_formset(request, form, formset, change)
 
 
 @admin.register(AuditSampleItem)
 class AuditSampleItemAdmin(ReadOnlyMixin, SimpleHistoryAdmin):
     """Read-only list of sampled runs with their verdict history."""
 
-    list_display = ["sample", "run", "verdict", "verdict_by", "verdict_at"]
-    list_filter = ["verdict"]
-    list_select_related = ["sample__automation", "run", "verdict_by"]
-    readonly_fields = ["sample", "run", "verdict", "note", "verdict_by", "verdict_at"]
+    list_display = ["sample", "run", "outcome", "verdict", "category", "verdict_by", "verdict_at"]
+    list_filter = ["verdict", "outcome"]
+    list_select_related = ["sample", "run", "verdict_by"]
+    readonly_fields = [
+        "sample",
+        "stratum",
+        "run",
+        "position",
+        "outcome",
+        "blind_intent",
+        "blind_by",
+        "blind_at",
+        "revealed_at",
+        "verdict",
+        "category",
+        "note",
+        "verdict_by",
+        "verdict_at",
+    ]
 
 
 # Django's own: admins manage people and their roles; compliance reads who holds which.

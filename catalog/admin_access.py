@@ -160,25 +160,6 @@ class AdminChangesMixin(HistoryRevertGuard):
         return admin_is_admin(request.user)
 
 
-class ReadersChangeMixin(HistoryRevertGuard):
-    """Readers see it and change what the form leaves editable (audit verdicts); no add, delete."""
-
-    def has_module_permission(self, request):
-        return admin_reads(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return admin_reads(request.user)
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return admin_reads(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class ReadOnlyMixin(HistoryRevertGuard):
     """Readers see it; nobody, superusers included, adds, changes or deletes (evidence)."""
 

@@ -249,54 +249,128 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
-class AuditSample(models.Model):
-    """A reproducible draw of runs for compliance review: same seed, same runs."""
+class AuditOutcome(models.TextChoices):
+    """What became of a finished run, as contracts section 7 names it (catalog/audit/outcomes)."""
 
+    AUTONOMOUS = "autonomous"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+
+
+class AuditSampleKind(models.TextChoices):
+    DRAWN = "drawn"  # by audit_sample or the browser's form, over a date range
+    STANDING = "standing"  # one per automation: its autonomous runs at audit_sample_rate
+
+
+class AuditSample(models.Model):
+    """A reproducible draw of runs for compliance review: same arguments and seed, same runs.
+
+    `arguments` keeps everything the draw was made from (catalog/audit/sampling.py),
+    so that it can be drawn again and compared.
+    """
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(
+        max_length=10, choices=AuditSampleKind.choices, default=AuditSampleKind.DRAWN
+    )
     automation = models.ForeignKey(
-        Automation, on_delete=models.PROTECT, related_name="audit_samples"
+        Automation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A standing sample's automation.",
     )
     seed = models.CharField(max_length=64)
-    rate = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField()
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    since = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True, help_text="Empty: a standing sample.")
+    arguments = models.JSONField(default=dict, blank=True)
+    # A standing sample has considered every autonomous run of its automation up to this id.
+    cursor_run_id = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation"],
+                condition=models.Q(kind="standing"),
+                name="audit_sample_one_standing_per_automation",
+            ),
+        ]
 
     def __str__(self):
-        return f"{self.automation.slug} sample {self.seed}"
+        return f"{self.name} (seed {self.seed})"
+
+
+class AuditStratum(models.Model):
+    """One stratum of a sample: its key (e.g. {"outcome": "approved", "segment": ""}) and size."""
+
+    sample = models.ForeignKey(AuditSample, on_delete=models.CASCADE, related_name="strata")
+    position = models.PositiveIntegerField()
+    key = models.JSONField()
+    population = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sample", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample", "position"], name="audit_stratum_unique_position"
+            ),
+        ]
+        verbose_name_plural = "audit strata"
+
+    def __str__(self):
+        return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all runs"
 
 
 class AuditVerdict(models.TextChoices):
-    PENDING = "pending"
-    CORRECT = "correct"
-    INCORRECT = "incorrect"
-    NEEDS_FOLLOW_UP = "needs_follow_up"
+    COMPLIANT = "compliant"
+    ISSUE = "issue"
 
 
 class AuditSampleItem(models.Model):
+    """One sampled run: the blind re-review, then the compliance verdict."""
+
     sample = models.ForeignKey(AuditSample, on_delete=models.CASCADE, related_name="items")
+    stratum = models.ForeignKey(AuditStratum, on_delete=models.CASCADE, related_name="items")
     run = models.ForeignKey("automations.Run", on_delete=models.PROTECT, related_name="+")
-    verdict = models.CharField(
-        max_length=20, choices=AuditVerdict.choices, default=AuditVerdict.PENDING
+    position = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=20, choices=AuditOutcome.choices)
+    # Blind re-review: what the auditor says should have been done, before seeing what was.
+    # {"intent": NAME | None, "arguments": {...}}; intent None: it should not have acted.
+    blind_intent = models.JSONField(null=True, blank=True)
+    blind_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    blind_at = models.DateTimeField(null=True, blank=True)
+    revealed_at = models.DateTimeField(null=True, blank=True)
+    verdict = models.CharField(max_length=20, choices=AuditVerdict.choices, blank=True)
+    category = models.CharField(max_length=100, blank=True)
     note = models.TextField(blank=True)
     verdict_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     verdict_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        ordering = ["sample", "position"]
         constraints = [
             models.UniqueConstraint(fields=["sample", "run"], name="audit_item_unique_run"),
+            models.UniqueConstraint(
+                fields=["sample", "position"], name="audit_item_unique_position"
+            ),
         ]
 
     def __str__(self):
-        return f"{self.sample} run {self.run_id}: {self.verdict}"
+        return f"{self.sample} run {self.run_id}: {self.verdict or 'pending'}"
 
 
 class GovernanceChange(models.Model):
@@ -409,6 +483,7 @@ class TrailVerification(models.Model):
     entries = models.BigIntegerField(default=0)
     head_seq = models.BigIntegerField(null=True, blank=True)
     ok = models.BooleanField(null=True)  # None while it runs
+    checked = models.BigIntegerField(default=0, help_text="Entries checked so far.")
     summary = models.TextField(blank=True)
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

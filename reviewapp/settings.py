@@ -332,6 +332,12 @@ CELERY_BEAT_SCHEDULE = {
     # Every trail entry is chained within a few seconds of its commit.
     "chain-trail": {"task": "catalog.chain_trail", "schedule": 1.0, "options": {"expires": 1.0}},
     "demote-segments": {"task": "catalog.demote_segments", "schedule": 300.0},
+    # Newly finished autonomous runs join their automation's standing audit sample.
+    "audit-standing-queue": {
+        "task": "catalog.audit_standing_queue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 # The tamper-evident trail (catalog/audit/trail.py): on unless turned off (benchmarks

@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("review/", include("automations.urls")),
     path("runs/", include("automations.run_urls")),
+    path("audit/", include("catalog.audit.urls")),
     path("", include("catalog.urls")),
 ]
 

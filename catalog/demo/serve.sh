@@ -64,6 +64,8 @@ for _ in $(seq 1 60); do
 done
 
 LOG_LEVEL="${LOG_LEVEL:-WARNING}" "$PY" manage.py seed_demo --events "$EVENTS"
+# No Celery beat in the demo: fill the standing audit queues once from the seeded runs.
+"$PY" manage.py audit_standing_queue
 
 cat <<MSG
 

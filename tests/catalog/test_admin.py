@@ -67,14 +67,12 @@ def one_of_everything(staff_owner, reviewer, admin_user):
     ActionAttempt.objects.create(action=action, number=1, started_at=timezone.now())
     now = timezone.now()
     sample = AuditSample.objects.create(
-        automation=automation,
-        seed="seed-1",
-        rate=0.5,
-        period_start=now - timedelta(days=1),
-        period_end=now,
-        created_by=admin_user,
+        name="November", seed="1", since=now - timedelta(days=1), until=now, created_by=admin_user
     )
-    AuditSampleItem.objects.create(sample=sample, run=run)
+    stratum = sample.strata.create(position=0, key={"outcome": "approved"}, population=1)
+    AuditSampleItem.objects.create(
+        sample=sample, stratum=stratum, run=run, position=0, outcome="approved"
+    )
     return automation
 
 
@@ -286,17 +284,16 @@ def test_revoking_a_token_is_recorded_in_its_history(client, admin_user, one_of_
     assert token.history.latest().history_change_reason == "revoked in admin"
 
 
-def test_compliance_records_an_audit_verdict(client, staff_compliance, one_of_everything):
+def test_audit_samples_are_read_only_in_the_admin(client, staff_compliance, one_of_everything):
+    # Verdicts are recorded on the audit pages, which put each one on the trail.
     sample = AuditSample.objects.get()
     url = admin_url(AuditSample, "change", sample.pk)
     client.force_login(staff_compliance)
-    data = change_form_data(client.get(url))
-    data["items-0-verdict"] = "incorrect"
-    data["items-0-note"] = "Should have gone to billing."
 
-    response = client.post(url, data)
+    page = client.get(url)
 
-    assert response.status_code == 302
-    item = sample.items.get()
-    assert (item.verdict, item.verdict_by) == ("incorrect", staff_compliance)
-    assert item.verdict_at is not None
+    assert page.status_code == 200
+    assert 'name="items-0-verdict"' not in page.content.decode()
+    assert client.post(url, {"name": "changed"}).status_code == 403
+    sample.refresh_from_db()
+    assert sample.name == "November"

@@ -96,14 +96,17 @@ def _trail(automation, reviewer, admin_user) -> None:
     )
     now = timezone.now()
     sample = AuditSample.objects.create(
+        name=f"sample of {automation.slug}",
         automation=automation,
         seed=f"seed-{automation.slug}",
-        rate=0.5,
-        period_start=now - timedelta(days=1),
-        period_end=now,
+        since=now - timedelta(days=1),
+        until=now,
         created_by=admin_user,
     )
-    AuditSampleItem.objects.create(sample=sample, run=run)
+    stratum = sample.strata.create(position=0, key={"outcome": "approved"}, population=1)
+    AuditSampleItem.objects.create(
+        sample=sample, stratum=stratum, run=run, position=0, outcome="approved"
+    )
 
 
 def _automation(slug, owner, reviewer, admin_user) -> Automation:

@@ -111,16 +111,14 @@ def test_compliance_cannot_rewrite_an_audit_verdict_by_reverting_it(
 ):
     now = timezone.now()
     sample = AuditSample.objects.create(
-        automation=automation,
-        seed="s",
-        rate=0.5,
-        period_start=now - timedelta(days=1),
-        period_end=now,
-        created_by=admin_user,
+        name="November", seed="s", since=now - timedelta(days=1), until=now, created_by=admin_user
     )
-    item = AuditSampleItem.objects.create(sample=sample, run=ReviewTaskFactory().run)
+    stratum = sample.strata.create(position=0, key={"outcome": "approved"}, population=1)
+    item = AuditSampleItem.objects.create(
+        sample=sample, stratum=stratum, run=ReviewTaskFactory().run, position=0, outcome="approved"
+    )
     pending = item.history.latest()
-    item.verdict, item.verdict_by, item.verdict_at = "incorrect", carla, now
+    item.verdict, item.verdict_by, item.verdict_at = "issue", carla, now
     item.save()
     data = revert_form(client, admin_user, item, pending)
 
@@ -129,7 +127,7 @@ def test_compliance_cannot_rewrite_an_audit_verdict_by_reverting_it(
 
     assert response.status_code == 403
     item.refresh_from_db()
-    assert (item.verdict, item.verdict_by) == ("incorrect", carla)
+    assert (item.verdict, item.verdict_by) == ("issue", carla)
 
 
 def test_an_owner_cannot_revert_an_automation_someone_else_owns_now(

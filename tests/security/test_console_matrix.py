@@ -15,6 +15,7 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from automations.models import Action, Event, Label, ReviewTask, Run, RunTransition
+from catalog.models import AuditSample, AuditSampleItem, TrailVerification
 from tests.security.matrix_world import ROLES, TOKEN_SECRET, world_fixture  # noqa: F401
 
 LOGIN = "login"  # a redirect to the login page
@@ -105,6 +106,22 @@ CONSOLE = {
     },
 }
 CONSOLE["automation_labels_csv"] = CONSOLE["automation_labels_jsonl"]
+# Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
+# compliance staff and admins only. The POST-only ones answer GET with 405 to them.
+AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
+AUDIT_READ |= {"chart", "item", "trail", "trail_verification"}
+AUDIT_POST = {"item_blind", "item_reveal", "item_verdict", "trail_verify"}
+for _name in AUDIT_READ | AUDIT_POST:
+    _allowed = 405 if _name in AUDIT_POST else 200
+    CONSOLE[f"audit:{_name}"] = {
+        "method": "GET",
+        "anonymous": LOGIN,
+        "staff": 403,
+        "reviewer": 403,
+        "owner": 403,
+        "compliance": _allowed,
+        "admin": _allowed,
+    }
 # URLs outside the role rules, and why.
 NOT_ROLE_SCOPED = {
     "login": "authentication",
@@ -139,12 +156,14 @@ def console_url_names(patterns=None, namespace="") -> set[str]:
 
 
 def variants(name: str, role: str) -> list[str | None]:
-    if name in ("home", "review:home", "run_list"):
+    if name in ("home", "review:home", "run_list") or name.startswith("audit:"):
         return [None]
     return ["mine", "theirs"] if role in ("owner", "reviewer") else ["theirs"]
 
 
 def url_of(world, name: str, variant: str | None) -> str:
+    if name.startswith("audit:"):
+        return reverse(name, args=audit_args(name))
     if variant is None:
         return reverse(name)
     if name in ("review:task", "review:decide"):
@@ -152,6 +171,17 @@ def url_of(world, name: str, variant: str | None) -> str:
     if name == "run_detail":
         return reverse(name, args=[world.open_tasks[variant].run_id])
     return reverse(name, args=[world.automations[variant].slug])
+
+
+def audit_args(name: str) -> list[int]:
+    short = name.removeprefix("audit:")
+    if short in ("sample", "report", "report_csv", "report_json", "chart"):
+        return [AuditSample.objects.order_by("pk").first().pk]
+    if short.startswith("item"):
+        return [AuditSampleItem.objects.order_by("pk").first().pk]
+    if short == "trail_verification":
+        return [TrailVerification.objects.get_or_create(ok=True, summary="matrix")[0].pk]
+    return []
 
 
 def expected(name: str, role: str, variant: str | None):

@@ -1,0 +1,1 @@
+"""The compliance pages: samples, working through one, reports, and the trail."""
