@@ -388,3 +388,16 @@ def test_reverting_to_a_valid_state_still_works(as_admin, automation):
     assert response.status_code == 302
     automation.refresh_from_db()
     assert automation.min_confidence == 0.7
+
+
+def test_intent_page_refuses_a_webhook_to_the_metadata_address(as_admin, automation):
+    # The admin runs the loader's URL check, address policy included (SSRF, security item 4).
+    intent = automation.intents.get(name="route_ticket")
+    before = stored()
+    metadata = {**HOOK, "url": "http://169.254.169.254/latest/meta-data/"}
+
+    response = post_change(as_admin, intent, action_config=metadata)
+
+    [message] = errors_on(response)["action_config"]
+    assert message.startswith("action.url: targets a private address (169.254.169.254)")
+    assert stored() == before
