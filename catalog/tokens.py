@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .models import ApiToken, Automation
@@ -60,24 +59,34 @@ def token_authenticate_for(raw: str, slug: str) -> TokenGrant | None:
     """token_authenticate, plus the automation called `slug` and the token's right to it.
 
     None when the token is not live; `automation` is None when no automation has
-    that slug.
+    that slug. Every event the API takes starts here: the token is read with one
+    plain statement (the same on PostgreSQL and SQLite), since building it as a
+    queryset with its two EXISTS cost the API view more than half its CPU.
     """
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return None
-    links = ApiToken.automations.through.objects.filter(apitoken_id=OuterRef("pk"))
-    token = (
-        _live_tokens(raw)
-        .annotate(limited=Exists(links), listed=Exists(links.filter(automation__slug=slug)))
-        .first()
-    )
+    token = next(iter(ApiToken.objects.raw(_GRANT_SQL, [slug, token_hash(raw)])), None)
     if token is None:
         return None
     automation = Automation.objects.filter(slug=slug).first()
     return TokenGrant(
         token=_token_used(token),
         automation=automation,
-        allowed=automation is not None and (token.listed or not token.limited),
+        allowed=automation is not None and bool(token.listed or not token.limited),
     )
+
+
+_LINKS = ApiToken.automations.through._meta.db_table
+# The live token with whether it is limited to some automations, and to this one.
+_GRANT_SQL = (
+    'SELECT t."id", t."name", t."last_used_at",'  # noqa: S608 (model names)
+    f' EXISTS (SELECT 1 FROM "{_LINKS}" l WHERE l."apitoken_id" = t."id") AS limited,'
+    f' EXISTS (SELECT 1 FROM "{_LINKS}" l JOIN "{Automation._meta.db_table}" a'
+    ' ON a."id" = l."automation_id"'
+    ' WHERE l."apitoken_id" = t."id" AND a."slug" = %s) AS listed'
+    f' FROM "{ApiToken._meta.db_table}" t'
+    ' WHERE t."token_hash" = %s AND t."revoked_at" IS NULL'
+)
 
 
 def _live_tokens(raw: str):

@@ -320,6 +320,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, HANDRAIL_MAX_EVENT_BYTES + 1)
 # `make demo` serves a webhook receiver at /demo/hooks/ (never in production).
 HANDRAIL_DEMO_RECEIVER = envbool("HANDRAIL_DEMO_RECEIVER", False)
 
+# Decisions: how long a worker keeps an automation's intents, rules and segment policies
+# before reading them again (catalog/config_cache.py; switches and modes are always fresh).
+HANDRAIL_CONFIG_CACHE_SECONDS = envint("HANDRAIL_CONFIG_CACHE_SECONDS", 5)
+
 # Recovery: a run a lost message or a killed worker left behind is handed to a worker
 # again within this many seconds (services/recovery.py; the sweep runs every sixth of it).
 HANDRAIL_RECOVERY_SECONDS = envint("HANDRAIL_RECOVERY_SECONDS", 60, minimum=6)

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from catalog.config_cache import automation_config_forget
 from reviewapp.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.support.celery_worker import TEST_WEBHOOK_SECRET_ENV, CeleryWorker
@@ -24,6 +25,18 @@ def _test_servers_allowed():
 def _fast_passwords(settings):
     """Factories and logins hash passwords; PBKDF2 is slow on purpose, tests need not be."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_config_cache(settings):
+    """Tests change an automation's rules between decisions: read them afresh every time.
+
+    tests/catalog/test_config_cache.py turns the cache on where it is the subject.
+    """
+    settings.HANDRAIL_CONFIG_CACHE_SECONDS = 0
+    automation_config_forget()
+    yield
+    automation_config_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -35,6 +35,7 @@ from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
 from catalog.models import Intent
 from catalog.policy import policy_lock, policy_now
+from reviewapp.rows import row_insert, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +146,16 @@ def attempt_first(
         reason=DELIVERING,
         fields={**(fields or {}), **hold(sending_lease_seconds(adapter, config), now=now)},
     )
-    action = Action.objects.create(
-        run=run,
-        automation_id=run.automation_id,
-        adapter=adapter.name,
-        idempotency_key=f"act_{uuid.uuid4().hex}",
-        attempt_count=1,
+    action = row_insert(
+        Action(
+            run=run,
+            automation_id=run.automation_id,
+            adapter=adapter.name,
+            idempotency_key=f"act_{uuid.uuid4().hex}",
+            attempt_count=1,
+        )
     )
-    attempt = ActionAttempt.objects.create(action=action, number=1, started_at=now, error=IN_FLIGHT)
+    attempt = row_insert(ActionAttempt(action=action, number=1, started_at=now, error=IN_FLIGHT))
     return Reserved(action=action, attempt=attempt, adapter=adapter, config=config)
 
 
@@ -268,13 +271,14 @@ def attempt_record(
 ) -> AttemptOutcome:
     """Record what the attempt came to and move the run accordingly."""
     action, attempt = reserved.action, reserved.attempt
-    ActionAttempt.objects.filter(pk=attempt.pk).update(
-        duration_ms=duration_ms,
-        status_code=delivery.status_code,
-        error=delivery.error,
-        response_excerpt=delivery.response_excerpt,
-        retryable=delivery.retryable,
-    )
+    answer = {
+        "duration_ms": duration_ms,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+        "response_excerpt": delivery.response_excerpt,
+        "retryable": delivery.retryable,
+    }
+    rows_update(ActionAttempt, where={"id": attempt.pk}, values=answer)
     trail_append(
         kind="attempt",
         automation_id=run.automation_id,
@@ -313,8 +317,10 @@ def attempt_record(
 
 def action_close(*, action: Action, state: str, error: str = "") -> None:
     """Settle a pending action once; a settled action is left as it is."""
-    Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(
-        state=state, last_error=error, completed_at=timezone.now()
+    rows_update(
+        Action,
+        where={"id": action.pk, "state": ActionState.PENDING},
+        values={"state": state, "last_error": error, "completed_at": timezone.now()},
     )
 
 

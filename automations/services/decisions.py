@@ -13,7 +13,6 @@ the model answered holds.
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from automations.adapters import UnknownAdapter, adapter_for
@@ -36,6 +35,7 @@ from automations.services.runs import held_elsewhere, hold, run_take_over, run_t
 from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
+from catalog.config_cache import automation_config_attach
 from catalog.models import Automation, Intent
 from catalog.policy import policy_lock, policy_now
 
@@ -43,8 +43,6 @@ from catalog.policy import policy_lock, policy_now
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
 # Added to the longest a decision may take, for the work around the model call.
 DECIDING_LEASE_MARGIN_SECONDS = 10.0
-# What a decision reads through the automation's managers.
-DECISION_RELATED = ("intents", "do_not_automate", "segments")
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def run_decide(*, run_id: int, actor: str) -> Decided | None:
     if run is None or not _take(run, actor):
         return None
     automation = run.automation
-    prefetch_related_objects([automation], *DECISION_RELATED)
+    automation_config_attach(automation)  # intents, rules, segment policies
     ctx = GuardrailContext(automation=automation, run=run, document=event_document(run.event))
     checks = guardrails_run(stage="before", ctx=ctx)
     result = None

@@ -13,6 +13,7 @@ from automations.services.dispatch import enqueue_decide
 from automations.services.runs import run_open
 from automations.states import RunState
 from catalog.models import ApiToken, Automation
+from reviewapp.rows import row_insert
 
 
 class IdempotencyConflict(Exception):
@@ -66,7 +67,7 @@ def event_ingest(
     try:
         # A savepoint, so that a replay's IntegrityError leaves the caller's transaction usable.
         with transaction.atomic():
-            event = Event.objects.create(
+            event = Event(
                 automation=automation,
                 idempotency_key=idempotency_key,
                 segment=segment,
@@ -78,6 +79,7 @@ def event_ingest(
                 client=client,
                 trace_id=trace_id or new_trace_id(),
             )
+            row_insert(event)
             run = run_open(event=event, actor=client or "api")
     except IntegrityError:
         # The unique key settles concurrent posts: the loser reads the winner's run.

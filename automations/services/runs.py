@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from automations.models import Event, Run, RunTransition
 from automations.states import IllegalTransition, RunState, check_transition
+from reviewapp.rows import row_insert, rows_update
 
 # The states a worker, not a person, must move a run out of.
 IN_FLIGHT_STATES = frozenset(
@@ -50,7 +51,7 @@ def hold(seconds: float, *, now: datetime | None = None) -> dict:
 
 def run_open(*, event: Event, actor: str) -> Run:
     """Create the run of a new event in `received`, with its first transition."""
-    run = Run.objects.create(
+    run = Run(
         event=event,
         automation_id=event.automation_id,
         segment=event.segment,
@@ -58,9 +59,8 @@ def run_open(*, event: Event, actor: str) -> Run:
         state=RunState.RECEIVED,
         due_at=queued_due(timezone.now()),
     )
-    RunTransition.objects.create(
-        run=run, from_state="", to_state=RunState.RECEIVED, actor=actor, at=run.created_at
-    )
+    row_insert(run)
+    _noted(run.pk, "", RunState.RECEIVED, actor, "", run.created_at)
     return run
 
 
@@ -93,16 +93,9 @@ def run_transition(
     # No savepoint: a lost race writes nothing and raises only after the block, so the
     # caller's transaction stays usable.
     with transaction.atomic(savepoint=False):
-        moved = Run.objects.filter(pk=run.pk, state=from_state).update(**values, updated_at=now)
+        moved = _moved(run.pk, from_state, values, now)
         if moved:
-            RunTransition.objects.create(
-                run=run,
-                from_state=from_state,
-                to_state=to_state,
-                actor=actor,
-                reason=reason,
-                at=now,
-            )
+            _noted(run.pk, from_state, to_state, actor, reason, now)
             if on_commit is not None:
                 transaction.on_commit(on_commit)
     if not moved:
@@ -111,6 +104,20 @@ def run_transition(
         setattr(run, name, value)
     run.updated_at = now
     return run
+
+
+def _moved(run_id: int, from_state: str, values: dict, now: datetime) -> bool:
+    moved = rows_update(
+        Run, where={"id": run_id, "state": from_state}, values={**values, "updated_at": now}
+    )
+    return moved == 1
+
+
+def _noted(run_id: int, from_state: str, to_state: str, actor: str, reason: str, now) -> None:
+    step = RunTransition(
+        run_id=run_id, from_state=from_state, to_state=to_state, actor=actor, reason=reason, at=now
+    )
+    row_insert(step)
 
 
 def transition_refused(run_id: int, to_state: str) -> IllegalTransition:

@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 
 from automations.models import DailySpend, ModelCall
+from reviewapp.rows import row_insert
 
 
 def spend_day(moment: datetime):
@@ -16,7 +16,7 @@ def spend_day(moment: datetime):
 def model_call_record(**fields) -> ModelCall:
     """Store a model call and add its cost to its automation's spend of the day, together."""
     with transaction.atomic(savepoint=False):
-        call = ModelCall.objects.create(**fields)
+        call = row_insert(ModelCall(**fields))
         if call.cost_usd:
             spend_add(
                 automation_id=call.automation_id,
@@ -28,17 +28,25 @@ def model_call_record(**fields) -> ModelCall:
 
 def spend_add(*, automation_id: int, day, cost: Decimal) -> None:
     """Add `cost` to the automation's spend of `day`, creating the day's row on its first call."""
-    added = DailySpend.objects.filter(automation_id=automation_id, day=day).update(
-        cost_usd=F("cost_usd") + cost, calls=F("calls") + 1
-    )
-    if added:
-        return
-    try:
-        with transaction.atomic():
-            DailySpend.objects.create(automation_id=automation_id, day=day, cost_usd=cost, calls=1)
-    except IntegrityError:
-        # Another call created the day's row first: add to it.
-        spend_add(automation_id=automation_id, day=day, cost=cost)
+    connection = transaction.get_connection()
+    field = DailySpend._meta.get_field("cost_usd")
+    params = [
+        automation_id,
+        DailySpend._meta.get_field("day").get_db_prep_save(day, connection),
+        field.get_db_prep_save(cost, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_SPEND_ADD_SQL, params)
+
+
+# An upsert PostgreSQL and SQLite both spell this way: one statement whether or not the
+# day has its row yet, and no race between two calls making it.
+_SPEND_ADD_SQL = (
+    f'INSERT INTO "{DailySpend._meta.db_table}" ("automation_id", "day", "cost_usd", "calls")'  # noqa: S608
+    ' VALUES (%s, %s, %s, 1) ON CONFLICT ("automation_id", "day") DO UPDATE'
+    f' SET "cost_usd" = "{DailySpend._meta.db_table}"."cost_usd" + excluded."cost_usd",'
+    f' "calls" = "{DailySpend._meta.db_table}"."calls" + 1'
+)
 
 
 def spend_today(*, automation_id: int, now: datetime) -> Decimal:

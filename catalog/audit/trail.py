@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from catalog.audit.signing import envelope_check, envelope_sign
 from catalog.models import TrailCheckpoint, TrailEntry, TrailHead, TrailVerification
+from reviewapp.rows import row_insert
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,14 @@ def trail_append(*, kind: str, data: dict, automation_id=None, run_id=None) -> T
     if not settings.HANDRAIL_TRAIL:
         return None
     content = plain({"kind": kind, **data})
-    entry = TrailEntry.objects.create(
-        kind=kind,
-        automation_id=automation_id,
-        run_id=run_id,
-        data=content,
-        canonical=rfc8785.dumps(content),
+    entry = row_insert(
+        TrailEntry(
+            kind=kind,
+            automation_id=automation_id,
+            run_id=run_id,
+            data=content,
+            canonical=rfc8785.dumps(content),
+        )
     )
     if _in_process():
         # No beat runs the sequencer in process (demo, unit tests): chain once committed.

@@ -75,6 +75,8 @@ class CeleryWorker:
             "DATABASE_URL": database_url(),
             "REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
+            # Tests change rules between runs: the workers read them afresh (no 5 s copy).
+            "HANDRAIL_CONFIG_CACHE_SECONDS": "0",
         }
         self.processes: list[subprocess.Popen] = []
         self.logs: list = []
