@@ -34,7 +34,7 @@ def automation_settings_save(
     """
     _allowed(automation=automation, by=by, reason=reason)
     with transaction.atomic():
-        fresh = Automation.objects.select_for_update().get(pk=automation.pk)
+        fresh = Automation.objects.select_for_update(no_key=True).get(pk=automation.pk)
         changed = [name for name, value in values.items() if getattr(fresh, name) != value]
         if reviewers is not None and _reviewers_differ(fresh, reviewers):
             # The m2m change alone would record one history row per add and remove, without
