@@ -30,6 +30,12 @@ def test_owner_switches_a_segment_off_only_after_confirming(page, console):
     row = page.locator("#segment-trial")
     expect(row.locator("[data-switch]")).to_have_text("on")
 
+    row.get_by_role("button", name="Switch off…").click()  # no reason yet
+    expect(row.locator("[data-form-errors]")).to_contain_text(
+        "Reason: Say why: every change keeps its reason."
+    )
+    expect(row.get_by_label("Reason")).to_be_focused()
+
     row.get_by_label("Reason").fill("abuse wave from trial sign-ups")
     row.get_by_role("button", name="Switch off…").click()
 
