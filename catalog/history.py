@@ -7,17 +7,19 @@ and, when an owner changed, one for the owners' names.
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from .models import Automation, DoNotAutomateRule, Intent, SegmentPolicy
+from .models import Automation, DoNotAutomateRule, GovernanceChange, Intent, SegmentPolicy
 
 HISTORY_LIMIT = 20
 # Bookkeeping fields that change on every save and say nothing about the configuration.
 HISTORY_IGNORED_FIELDS = frozenset({"created_at", "updated_at", "position"})
+# A mode change's history record and its GovernanceChange are written in one transaction.
+OVERRIDE_MATCH_SECONDS = 5
 
 
 @dataclass
@@ -30,6 +32,8 @@ class HistoryEntry:
     kind: str  # "created" | "changed" | "deleted"
     subject: str
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)
+    override: bool = False  # a promotion an admin made without its evidence
+    segment: str | None = None  # the segment policy's key, for segment entries
 
 
 def _latest_records(history_qs: QuerySet, limit: int) -> tuple[list, dict]:
@@ -95,7 +99,14 @@ def _entry(record, before, reviewers: dict[int, set[str]]) -> HistoryEntry:
         reason=record.history_change_reason or "",
         kind=kinds.get(record.history_type, record.history_type),
         subject=_subject(record),
+        segment=record.key if record.instance_type is SegmentPolicy else None,
     )
+    if record.history_type != "~" and record.instance_type is not Automation:
+        # A child created or deleted: what it held, so that nothing about it goes unsaid.
+        values = _values(record)
+        created = record.history_type == "+"
+        entry.changes = [(n, None, v) if created else (n, v, None) for n, v in values]
+        return entry
     if before is None or record.history_type != "~":
         return entry
     excluded = set(HISTORY_IGNORED_FIELDS) | {"reviewers"}
@@ -109,12 +120,19 @@ def _entry(record, before, reviewers: dict[int, set[str]]) -> HistoryEntry:
     return entry
 
 
+def _values(record) -> list[tuple[str, Any]]:
+    skipped = HISTORY_IGNORED_FIELDS | {"id", "automation"}
+    fields = record.instance_type._meta.concrete_fields
+    return [(f.name, getattr(record, f.attname)) for f in fields if f.name not in skipped]
+
+
 def configuration_history(
     automation: Automation, *, limit: int = HISTORY_LIMIT
 ) -> list[HistoryEntry]:
     """The last `limit` changes to the automation and its children, newest first.
 
-    Bounded: two queries per tracked model plus one for reviewer snapshots.
+    Bounded: two queries per tracked model plus one for reviewer snapshots,
+    and one for the promotions made without evidence when a mode changed.
     """
     sources = [
         Automation.history.filter(id=automation.pk),
@@ -137,6 +155,7 @@ def configuration_history(
     reviewers = _reviewer_sets(automation_ids) if automation_ids else {}
     entries = [_entry(record, before, reviewers) for record, before in pairs]
     _name_owners(entries)
+    _mark_overrides(entries, automation)
     for entry in entries:
         entry.changes = [(name, _shown(old), _shown(new)) for name, old, new in entry.changes]
     return entries
@@ -164,3 +183,34 @@ def _name_owners(entries: list[HistoryEntry]) -> None:
             (name, username(old), username(new)) if name == "owner" else (name, old, new)
             for name, old, new in entry.changes
         ]
+
+
+def _mark_overrides(entries: list[HistoryEntry], automation: Automation) -> None:
+    """Mark the mode changes an admin made without the evidence (1 query, none if no mode moved).
+
+    The override lives on the GovernanceChange that mode_set wrote with the
+    history record: the same place, new mode, reason and author, moments apart.
+    """
+    moved = [e for e in entries if any(name == "mode" for name, _, _ in e.changes)]
+    if not moved:
+        return
+    window = timedelta(seconds=OVERRIDE_MATCH_SECONDS)
+    overrides = list(
+        GovernanceChange.objects.filter(
+            automation=automation,
+            kind=GovernanceChange.Kind.MODE,
+            override=True,
+            created_at__gte=min(e.when for e in moved) - window,
+            created_at__lte=max(e.when for e in moved) + window,
+        ).select_related("by")
+    )
+    for entry in moved:
+        new_mode = next(new for name, _, new in entry.changes if name == "mode")
+        entry.override = any(
+            change.segment == (entry.segment or "")
+            and change.to_value == new_mode
+            and change.reason[:99] == entry.reason[:99]
+            and (change.by.get_username() if change.by else "system") == entry.who
+            and abs(change.created_at - entry.when) <= window
+            for change in overrides
+        )

@@ -1,16 +1,17 @@
 """Reads shared by views and the API, including who may see and do what (contracts §2)."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, Max, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from automations.models import Run
 from automations.states import RunState
 
-from .models import Automation, Intent, Mode, Role, SegmentPolicy
+from .models import Automation, GovernanceChange, Intent, Mode, Role, SegmentPolicy
 from .secret_env import SecretEnvRefused, secret_env_value
 
 
@@ -162,3 +163,57 @@ def api_key_state(user: AbstractBaseUser, automation: Automation) -> str:
     except SecretEnvRefused:
         return "refused"
     return "set" if value else "not set"
+
+
+# Runs whose action is not sent yet, by what a kill switch would do to them.
+NOT_DECIDED = (RunState.RECEIVED, RunState.DECIDING)
+NOT_SENT = (RunState.APPROVED, RunState.EXECUTING)
+
+
+@dataclass
+class InFlight:
+    """Runs not yet done, as a kill switch meets them (contracts section 6)."""
+
+    undecided: int = 0  # would end blocked
+    awaiting_review: int = 0  # stay in review
+    approved: int = 0  # approved or executing: an unsent attempt would end halted
+
+    @property
+    def total(self) -> int:
+        return self.undecided + self.awaiting_review + self.approved
+
+
+def runs_in_flight(automation: Automation) -> tuple[InFlight, dict[str, InFlight]]:
+    """The automation's runs in flight now, in all and per segment ("" without one); 1 query."""
+    rows = (
+        Run.objects.filter(
+            automation=automation,
+            state__in=[*NOT_DECIDED, RunState.AWAITING_REVIEW, *NOT_SENT],
+        )
+        .order_by()
+        .values_list("segment", "state")
+        .annotate(n=Count("*"))
+    )
+    overall, per_segment = InFlight(), {}
+    for segment, state, n in rows:
+        for counts in (overall, per_segment.setdefault(segment, InFlight())):
+            if state in NOT_DECIDED:
+                counts.undecided += n
+            elif state == RunState.AWAITING_REVIEW:
+                counts.awaiting_review += n
+            else:
+                counts.approved += n
+    return overall, per_segment
+
+
+def last_governance_changes(automation: Automation, *, kind: str) -> dict[str, GovernanceChange]:
+    """The latest mode or switch change of the automation ("") and of each segment; 1 query."""
+    latest = (
+        GovernanceChange.objects.filter(automation=automation, kind=kind)
+        .order_by()
+        .values("segment")
+        .annotate(last=Max("pk"))
+        .values("last")
+    )
+    changes = GovernanceChange.objects.filter(pk__in=Subquery(latest)).select_related("by")
+    return {change.segment: change for change in changes}

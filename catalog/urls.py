@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import landing, views
+from .console import views as console
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,5 +18,37 @@ urlpatterns = [
         views.automation_labels,
         {"fmt": "csv"},
         name="automation_labels_csv",
+    ),
+    # The owner console (catalog/console/).
+    path(
+        "automations/<slug:slug>/settings/",
+        console.automation_settings,
+        name="automation_settings",
+    ),
+    path(
+        "automations/<slug:slug>/segments/",
+        console.automation_segments,
+        name="automation_segments",
+    ),
+    path(
+        "automations/<slug:slug>/segments/<slug:key>/",
+        console.automation_segment,
+        name="automation_segment",
+    ),
+    path(
+        "automations/<slug:slug>/segments/<slug:key>/remove/",
+        console.automation_segment_remove,
+        name="automation_segment_remove",
+    ),
+    path("automations/<slug:slug>/modes/", console.automation_modes, name="automation_modes"),
+    path(
+        "automations/<slug:slug>/switches/",
+        console.automation_switches,
+        name="automation_switches",
+    ),
+    path(
+        "automations/<slug:slug>/history/",
+        console.automation_history,
+        name="automation_history",
     ),
 ]

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from automations.services.labels import labels_export
 
+from .governance.readiness import readiness_checklist
 from .history import configuration_history
 from .selectors import (
     api_key_state,
@@ -49,6 +50,7 @@ def automation_detail(request, slug: str):
         "history": configuration_history(automation),
         "can_manage": can_manage(request.user, automation),
         "can_export_labels": can_export_labels(request.user, automation),
+        "readiness": readiness_checklist(automation),
     }
     return render(request, "catalog/automation_detail.html", context)
 

@@ -70,7 +70,7 @@ def mode_set(
     where = Where(automation, segment)
     with transaction.atomic():
         policy_lock(automation_id=automation.pk, exclusive=True)
-        automation.refresh_from_db(fields=["mode"])
+        _committed(automation)
         policy = where.policy()
         current = (policy.mode if policy else "") or automation.mode
         override = False
@@ -116,7 +116,7 @@ def switch_set(
             policy.enabled = on
             _versioned_save(policy, by=by, reason=reason)
         else:
-            automation.refresh_from_db(fields=["enabled"])
+            _committed(automation)
             before = automation.enabled
             automation.enabled = on
             _versioned_save(automation, by=by, reason=reason, fields=["enabled"])
@@ -134,6 +134,16 @@ def _check(*, automation: Automation, by: AbstractBaseUser | None, reason: str) 
         problems.append(f"{by.get_username()} may not change {automation.slug}")
     if problems:
         raise GovernanceRefused(problems)
+
+
+def _committed(automation: Automation) -> None:
+    """Reload the automation as committed, its row locked until the change commits.
+
+    The history records every field of the instance saved: a stale one would
+    show an edit committed since it was loaded as undone by this change. The
+    lock is the one the save's UPDATE takes anyway, taken before the read.
+    """
+    automation.refresh_from_db(from_queryset=Automation.objects.select_for_update(no_key=True))
 
 
 def _is_admin(user: AbstractBaseUser | None) -> bool:

@@ -13,6 +13,7 @@ from catalog.governance.changes import GovernanceRefused, mode_set, switch_set
 from catalog.governance.demotion import demote_segments
 from catalog.governance.evidence import promotion_evidence
 from catalog.governance.readiness import readiness_checklist
+from catalog.history import configuration_history
 from catalog.loader import dump_catalog
 from catalog.models import Automation, GovernanceChange, SegmentPolicy, TrailEntry
 from tests.factories import AutomationFactory, EventFactory, ReviewTaskFactory, UserFactory
@@ -281,3 +282,26 @@ def test_only_segments_acting_on_their_own_are_demoted(olivia):
 
     assert demote_segments() == []
     assert ReviewTask.objects.count() == 50
+
+
+def test_a_mode_or_switch_change_records_the_automation_as_committed_not_as_loaded(olivia):
+    # The automatic demotion, the command line and the pages load an automation, then change
+    # its mode or switch: an edit committed in between must neither be undone in the history
+    # nor shown as changed back by the mode change.
+    automation = AutomationFactory(slug="support-triage", owner=olivia, min_confidence=0.7)
+    loaded_earlier = Automation.objects.get(pk=automation.pk)
+    automation.min_confidence = 0.9
+    automation._change_reason = "tune"
+    automation.save()
+
+    mode_set(automation=loaded_earlier, mode="shadow", reason="bad week", by=olivia)
+    switch_set(automation=loaded_earlier, on=False, reason="incident", by=olivia)
+
+    entries = configuration_history(automation)
+    assert [(e.reason, e.changes) for e in entries[:3]] == [
+        ("incident", [("enabled", "True", "False")]),
+        ("bad week", [("mode", "approve", "shadow")]),
+        ("tune", [("min_confidence", "0.7", "0.9")]),
+    ]
+    latest = TrailEntry.objects.filter(kind="config").order_by("-id").first()
+    assert latest.data["values"]["min_confidence"] == 0.9

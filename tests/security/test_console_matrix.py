@@ -8,14 +8,24 @@ must leave the review tables as they were.
 """
 
 import copy
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from automations.models import Action, Event, Label, ReviewTask, Run, RunTransition
-from catalog.models import AuditSample, AuditSampleItem, TrailVerification
+from catalog.models import (
+    AuditSample,
+    AuditSampleItem,
+    Automation,
+    GovernanceChange,
+    SegmentPolicy,
+    TrailEntry,
+    TrailVerification,
+)
 from tests.security.matrix_world import ROLES, TOKEN_SECRET, world_fixture  # noqa: F401
 
 LOGIN = "login"  # a redirect to the login page
@@ -106,6 +116,36 @@ CONSOLE = {
     },
 }
 CONSOLE["automation_labels_csv"] = CONSOLE["automation_labels_jsonl"]
+# The owner console (contracts §2): owners their own automations, admins all; reviewers who
+# see the automation and compliance (who changes nothing) get 403, the rest 404.
+MANAGERS_ONLY = {
+    "anonymous": LOGIN,
+    "staff": 404,
+    "reviewer": {"mine": 403, "theirs": 404},
+    "compliance": 403,
+}
+OWNER_PAGES = {
+    "automation_settings",
+    "automation_segments",
+    "automation_segment",
+    "automation_modes",
+    "automation_switches",
+}
+for _name in OWNER_PAGES:
+    CONSOLE[_name] = {"method": "GET", **MANAGERS_ONLY, "owner": MINE_ONLY, "admin": 200}
+# A POST without a reason: refused as a form error (422) to those who may, changing nothing.
+CONSOLE["automation_segment_remove"] = {
+    "method": "POST",
+    **MANAGERS_ONLY,
+    "owner": {"mine": 422, "theirs": 404},
+    "admin": 422,
+}
+# The history reads like the automation's page.
+CONSOLE["automation_history"] = {**CONSOLE["automation_detail"]}
+# The owner pages take POSTs too: the same people, the same refusals, nothing changed.
+CONSOLE_POSTS = {
+    name: {"method": "POST", **CONSOLE["automation_segment_remove"]} for name in OWNER_PAGES
+}
 # Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
 # compliance staff and admins only. The POST-only ones answer GET with 405 to them.
 AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
@@ -139,6 +179,9 @@ NOT_ROLE_SCOPED = {
 # The API answers to tokens only (below); the schema and docs are public.
 API = {"api:event-ingest", "api:run-detail", "api:openapi-json", "api:openapi-view", "api:api-root"}
 REVIEW_TABLES = [ReviewTask, Run, RunTransition, Label, Action, Event]
+# What a refused console POST must leave as it was, the configuration history included.
+CONFIG_TABLES = [Automation, SegmentPolicy, GovernanceChange, TrailEntry]
+CONFIG_TABLES += [Automation.history.model, SegmentPolicy.history.model]
 
 
 def console_url_names(patterns=None, namespace="") -> set[str]:
@@ -170,6 +213,9 @@ def url_of(world, name: str, variant: str | None) -> str:
         return reverse(name, args=[world.open_tasks[variant].pk])
     if name == "run_detail":
         return reverse(name, args=[world.open_tasks[variant].run_id])
+    if name in ("automation_segment", "automation_segment_remove"):
+        policy = world.automations[variant].segments.get()
+        return reverse(name, args=[world.automations[variant].slug, policy.key])
     return reverse(name, args=[world.automations[variant].slug])
 
 
@@ -184,8 +230,8 @@ def audit_args(name: str) -> list[int]:
     return []
 
 
-def expected(name: str, role: str, variant: str | None):
-    wanted = CONSOLE[name][role]
+def expected(table: dict, name: str, role: str, variant: str | None):
+    wanted = table[name][role]
     return wanted[variant] if isinstance(wanted, dict) else wanted
 
 
@@ -196,14 +242,15 @@ def got(response):
 
 
 def snapshot() -> dict:
-    return {m.__name__: list(m.objects.order_by("pk").values()) for m in REVIEW_TABLES}
+    tables = REVIEW_TABLES + CONFIG_TABLES
+    return {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
 
 
-def drive(world, name: str, role: str, variant) -> str | None:
+def drive(world, name: str, role: str, variant, table: dict = CONSOLE) -> str | None:
     client = world.clients[role]
     url = url_of(world, name, variant)
-    wanted = expected(name, role, variant)
-    if CONSOLE[name]["method"] == "GET":
+    wanted = expected(table, name, role, variant)
+    if table[name]["method"] == "GET":
         status = got(client.get(url))
         return (
             None if status == wanted else f"{role}/{variant}: GET {url} {status}, wanted {wanted}"
@@ -247,6 +294,18 @@ def test_console_url_for_every_role(world, db, name):
         for role in ROLES
         for variant in variants(name, role)
         if (problem := drive(world, name, role, variant))
+    ]
+
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(CONSOLE_POSTS))
+def test_console_post_for_every_role(world, db, name):
+    problems = [
+        problem
+        for role in ROLES
+        for variant in variants(name, role)
+        if (problem := drive(world, name, role, variant, table=CONSOLE_POSTS))
     ]
 
     assert not problems, "\n".join(problems)
@@ -307,3 +366,43 @@ def test_a_token_reaches_only_the_automations_it_is_limited_to(world, db, client
     assert Event.objects.count() == events
     assert hidden.status_code == 404
     assert shown.status_code == 200
+
+
+# The governance commands (contracts §6) answer to the same roles as the pages: --by names who
+# asks; without it the command line acts as the operator who runs it.
+COMMAND_ALLOWED = {
+    "staff": set(),
+    "reviewer": set(),
+    "owner": {"mine"},
+    "compliance": set(),
+    "admin": {"mine", "theirs"},
+}
+COMMANDS = {
+    "set_mode": ["shadow", "--reason", "from the matrix"],
+    "set_switch": ["--off", "--reason", "from the matrix"],
+}
+
+
+def run_command(name: str, slug: str, *args: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(name, slug, *COMMANDS[name], *args, stdout=out, stderr=err)
+    except SystemExit as exit_:
+        return exit_.code, err.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("role", sorted(COMMAND_ALLOWED))
+def test_governance_commands_for_every_role(world, db, command, role):
+    user = world.users[role]
+    for variant, automation in world.automations.items():
+        allowed = variant in COMMAND_ALLOWED[role]
+        with transaction.atomic():
+            before = snapshot()
+            code, output = run_command(command, automation.slug, "--by", user.username)
+            changed = snapshot() != before
+            transaction.set_rollback(True)
+        assert (code == 0, changed) == (allowed, allowed), (variant, code, output)
+        if not allowed:
+            assert output.strip() == f"{user.username} may not change {automation.slug}"
