@@ -102,9 +102,15 @@ class IntentInline(ConfigInlineMixin, admin.StackedInline):
     ]
 
 
+# Modes and kill switches change only through the owner console or set_mode/set_switch
+# (catalog/governance/changes.py): promotion evidence, a reason, the policy lock, the trail.
+GOVERNED_FIELDS = ["mode", "enabled"]
+
+
 class SegmentPolicyInline(ConfigInlineMixin, admin.TabularInline):
     model = SegmentPolicy
     fields = ["key", "position", "enabled", "mode"]
+    readonly_fields = GOVERNED_FIELDS
 
 
 class DoNotAutomateRuleInline(ConfigInlineMixin, admin.TabularInline):
@@ -121,7 +127,7 @@ class AutomationAdmin(ChangeReasonMixin, ConfigAccessMixin, SimpleHistoryAdmin):
     list_select_related = ["owner"]
     search_fields = ["slug", "name", "purpose", "owner__username"]
     filter_horizontal = ["reviewers"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = [*GOVERNED_FIELDS, "created_at", "updated_at"]
     inlines = [IntentInline, SegmentPolicyInline, DoNotAutomateRuleInline]
     history_list_display = ["history_change_reason"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -184,6 +190,7 @@ class IntentAdmin(ChildConfigAdmin):
 
 @admin.register(SegmentPolicy)
 class SegmentPolicyAdmin(ChildConfigAdmin):
+    readonly_fields = GOVERNED_FIELDS
     list_display = ["automation", "key", "enabled", "mode", "position"]
     list_filter = ["enabled", "mode", "automation"]
     search_fields = ["automation__slug", "key"]

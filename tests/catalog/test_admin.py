@@ -196,7 +196,7 @@ def test_automation_change_records_the_reason_for_it_and_its_inlines(
     url = admin_url(Automation, "change", automation.pk)
     client.force_login(admin_user)
     data = change_form_data(client.get(url))
-    data["mode"] = "shadow"
+    data["min_confidence"] = "0.95"
     data["intents-0-description"] = "Send it to the right team."
     data["change_reason"] = "incident 42: back to shadow"
 
@@ -204,7 +204,10 @@ def test_automation_change_records_the_reason_for_it_and_its_inlines(
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     latest = automation.history.latest()
-    assert (latest.mode, latest.history_change_reason) == ("shadow", "incident 42: back to shadow")
+    assert (latest.min_confidence, latest.history_change_reason) == (
+        0.95,
+        "incident 42: back to shadow",
+    )
     assert latest.history_user == admin_user
     intent_record = Intent.history.filter(automation_id=automation.pk).latest()
     assert intent_record.history_change_reason == "incident 42: back to shadow"
@@ -297,3 +300,19 @@ def test_audit_samples_are_read_only_in_the_admin(client, staff_compliance, one_
     assert client.post(url, {"name": "changed"}).status_code == 403
     sample.refresh_from_db()
     assert sample.name == "November"
+
+
+def test_modes_and_switches_are_read_only_in_the_admin(client, admin_user, one_of_everything):
+    # They change through the owner console or set_mode/set_switch: evidence, reason, lock, trail.
+    automation = one_of_everything
+    url = admin_url(Automation, "change", automation.pk)
+    client.force_login(admin_user)
+    data = change_form_data(client.get(url))
+    before = (automation.mode, automation.enabled)
+    data["mode"], data["enabled"] = "autonomous", ""
+    data["change_reason"] = "sneaking past the evidence"
+
+    assert client.post(url, data).status_code == 302
+
+    automation.refresh_from_db()
+    assert (automation.mode, automation.enabled) == before

@@ -248,10 +248,11 @@ def test_a_problem_stored_before_does_not_block_an_unrelated_change(as_admin, au
     # Stored before the check existed: the matcher fails safe on it at run time.
     DoNotAutomateRule.objects.update(value=r"(a)\1")
 
-    response = post_change(as_admin, automation, **{"segments-0-enabled": None})
+    response = post_change(as_admin, automation, min_confidence="0.9")
 
     assert response.status_code == 302
-    assert automation.segments.get().enabled is False
+    automation.refresh_from_db()
+    assert automation.min_confidence == 0.9
 
 
 # The stand-alone intent, segment policy and do-not-automate rule pages.

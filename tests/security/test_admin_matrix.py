@@ -100,7 +100,7 @@ CHANGED = "changed by the matrix"
 TAMPER = {
     "catalog.automation": ("purpose", CHANGED),
     "catalog.intent": ("description", CHANGED),
-    "catalog.segmentpolicy": ("mode", "shadow"),
+    "catalog.segmentpolicy": ("key", "matrix-changed"),
     "catalog.donotautomaterule": ("name", CHANGED),
     "catalog.apitoken": ("name", CHANGED),
     "auth.user": ("first_name", "Changed"),
