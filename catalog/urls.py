@@ -1,11 +1,17 @@
 from django.urls import path
 
 from . import landing, views
+from .governance import preview_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("start/", landing.landing, name="landing"),
     path("automations/<slug:slug>/", views.automation_detail, name="automation_detail"),
+    path(
+        "automations/<slug:slug>/what-if/",
+        preview_views.automation_whatif,
+        name="automation_whatif",
+    ),
     path(
         "automations/<slug:slug>/labels.jsonl",
         views.automation_labels,
