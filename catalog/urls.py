@@ -13,6 +13,11 @@ urlpatterns = [
         name="automation_whatif",
     ),
     path(
+        "automations/<slug:slug>/diagram.svg",
+        preview_views.automation_diagram,
+        name="automation_diagram",
+    ),
+    path(
         "automations/<slug:slug>/labels.jsonl",
         views.automation_labels,
         {"fmt": "openai-chat"},

@@ -5,11 +5,14 @@ automations_visible_to), and 404 to everyone else, as that page does.
 """
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from catalog.selectors import automations_visible_to
 
+from .diagram import automation_diagram as diagram_of
 from .whatif import (
     CORRECTED_FIGURES,
     OUTCOMES,
@@ -50,3 +53,19 @@ def automation_whatif(request, slug: str):
         status = 200
     template = WHATIF_FRAGMENT if request.htmx else "catalog/whatif.html"
     return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def automation_diagram(request, slug: str):
+    """The automation's transaction diagram as an SVG image, drawn from its configuration."""
+    automation = get_object_or_404(
+        automations_visible_to(request.user).prefetch_related(
+            "intents", "segments", "do_not_automate"
+        ),
+        slug=slug,
+    )
+    svg = render_to_string("catalog/partials/_diagram.svg", {"diagram": diagram_of(automation)})
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = "private, no-cache"
+    return response

@@ -106,8 +106,9 @@ CONSOLE = {
     },
 }
 CONSOLE["automation_labels_csv"] = CONSOLE["automation_labels_jsonl"]
-# The what-if preview reads what the automation page shows.
+# The what-if preview and the transaction diagram read what the automation page shows.
 CONSOLE["automation_whatif"] = CONSOLE["automation_detail"]
+CONSOLE["automation_diagram"] = CONSOLE["automation_detail"]
 # Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
 # compliance staff and admins only. The POST-only ones answer GET with 405 to them.
 AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
