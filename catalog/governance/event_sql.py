@@ -112,9 +112,13 @@ class JsonListHas(Func):
     def as_postgresql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
         # Containment of a one-text list: true for a list holding that text, false for any
-        # other value (an object, a string, a list holding it only deeper down).
-        sql = f"(({column} #> %s::text[]) @> jsonb_build_array(%s::text))"
-        return sql, [*params, self.path, self.text]
+        # other value (an object, a string, a list holding it only deeper down). The text
+        # form is cheap to take and rules out most values before a jsonb value is built.
+        sql = (
+            f"(left({column} #>> %s::text[], 1) = '['"
+            f" AND ({column} #> %s::text[]) @> jsonb_build_array(%s::text))"
+        )
+        return sql, [*params, self.path, *params, self.path, self.text]
 
     def as_sqlite(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
