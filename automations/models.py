@@ -13,6 +13,8 @@ still applies `on_delete` (PROTECT, SET_NULL) to deletions through the ORM,
 and those rows are never deleted any other way.
 """
 
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -62,6 +64,33 @@ class Event(models.Model):
         return f"{self.automation_id}:{self.idempotency_key}"
 
 
+class JsonNumber(models.Func):
+    """The number under `key` of a JSON column; NULL when it is absent or not a number."""
+
+    output_field = models.FloatField()
+
+    def __init__(self, column: str, key: str):
+        super().__init__(models.F(column))
+        self.key = key
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"CASE WHEN jsonb_typeof({column} -> %s) = 'number'"
+            f" THEN ({column} ->> %s)::double precision END"
+        )
+        return sql, [*params, self.key, *params, self.key]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        path = f"$.{json.dumps(self.key)}"
+        sql = (
+            f"CASE WHEN json_type({column}, %s) IN ('integer', 'real')"
+            f" THEN json_extract({column}, %s) END"
+        )
+        return sql, [*params, path, *params, path]
+
+
 class Run(models.Model):
     """One run per event; its state only changes through services.runs.run_transition."""
 
@@ -83,6 +112,13 @@ class Run(models.Model):
     # The intent that was acted on (after a reviewer's edit, if any).
     final_intent = models.JSONField(null=True, blank=True)
     decided_by = models.CharField(max_length=20, blank=True)  # "model" | "reviewer"
+    # The proposed intent's confidence, kept by the database (never written by code), so
+    # that the what-if preview counts runs by it from an index (catalog/governance/whatif.py).
+    confidence = models.GeneratedField(
+        expression=JsonNumber("proposed_intent", "confidence"),
+        output_field=models.FloatField(),
+        db_persist=True,
+    )
     # The guardrails' verdicts, in the order they ran: [{"check", "verdict", "reason",
     # "details"}, ...]; written once, with the decision.
     verdicts = models.JSONField(default=list, blank=True)
@@ -100,7 +136,12 @@ class Run(models.Model):
             models.Index(fields=["automation", "state"], name="run_automation_state"),
             # Exact lookups only: no varchar_pattern_ops twin as db_index=True would add.
             models.Index(fields=["trace_id"], name="run_trace_id"),
-            models.Index(fields=["automation", "created_at"], name="run_automation_created"),
+            # Covering the what-if preview's count of a window of runs (index-only).
+            models.Index(
+                fields=["automation", "created_at"],
+                include=["id", "segment", "state", "event", "confidence"],
+                name="run_automation_created",
+            ),
             # The sweep's scan: only the few runs a worker must still move are in it.
             models.Index(
                 fields=["due_at"],
@@ -272,6 +313,15 @@ class ReviewTask(models.Model):
                 fields=["decided_by", "decided_at"],
                 name="review_decided_by",
                 condition=models.Q(decided_by__isnull=False),
+            ),
+            # The corrected cases the what-if preview joins its runs to: only decided tasks
+            # with an overriding outcome (automations.selectors.OVERRIDDEN_OUTCOMES).
+            models.Index(
+                fields=["automation", "run"],
+                name="review_overridden",
+                condition=models.Q(
+                    state="done", outcome__in=["discarded", "edited", "rejected", "used_edited"]
+                ),
             ),
         ]
 

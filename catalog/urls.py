@@ -2,11 +2,22 @@ from django.urls import path
 
 from . import landing, views
 from .console import views as console
+from .governance import preview_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("start/", landing.landing, name="landing"),
     path("automations/<slug:slug>/", views.automation_detail, name="automation_detail"),
+    path(
+        "automations/<slug:slug>/what-if/",
+        preview_views.automation_whatif,
+        name="automation_whatif",
+    ),
+    path(
+        "automations/<slug:slug>/diagram.svg",
+        preview_views.automation_diagram,
+        name="automation_diagram",
+    ),
     path(
         "automations/<slug:slug>/labels.jsonl",
         views.automation_labels,

@@ -17,7 +17,8 @@ from django.db import models, transaction
 def row_insert(instance: models.Model) -> models.Model:
     """INSERT `instance` (its auto_now_add fields set as save() sets them); its pk is set."""
     meta = instance._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    # Generated columns (Run.confidence) are the database's to fill.
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
     connection = transaction.get_connection()
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields

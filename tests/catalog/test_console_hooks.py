@@ -1,33 +1,15 @@
-"""The places left for the what-if preview and the diagram (served by another branch)."""
+"""The console pages load the what-if preview, and the automation page shows the diagram."""
 
 import pytest
-from django.http import HttpResponse
-from django.urls import path, reverse
+from django.urls import reverse
 
-from reviewapp.urls import urlpatterns as project_urlpatterns
 from tests.catalog.console_support import (  # noqa: F401
     automation_fixture,
     login_fixture,
     people_fixture,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
-
-
-def whatif(request, slug):
-    return HttpResponse("<p>what if</p>")
-
-
-def diagram(request, slug):
-    return HttpResponse("<svg xmlns='http://www.w3.org/2000/svg'/>", content_type="image/svg+xml")
-
-
-# The two names the governance-whatif branch provides, as the brief fixes them.
-urlpatterns = [
-    path("automations/<slug:slug>/what-if/", whatif, name="automation_whatif"),
-    path("automations/<slug:slug>/diagram.svg", diagram, name="automation_diagram"),
-    *project_urlpatterns,
-]
+pytestmark = pytest.mark.django_db
 
 
 def page(client, name: str, automation) -> str:
@@ -39,7 +21,7 @@ def page(client, name: str, automation) -> str:
 def test_the_automation_page_shows_the_diagram(login, automation):
     html = page(login("olivia"), "automation_detail", automation)
 
-    assert '<img class="diagram" src="/automations/support-triage/diagram.svg"' in html
+    assert '<img src="/automations/support-triage/diagram.svg"' in html
 
 
 def test_the_mode_and_threshold_forms_load_the_what_if_fragment(login, automation):
@@ -52,3 +34,16 @@ def test_the_mode_and_threshold_forms_load_the_what_if_fragment(login, automatio
     assert 'name="segment" value="enterprise"' in modes
     assert 'hx-get="/automations/support-triage/what-if/"' in settings
     assert 'hx-include="#id_min_confidence"' in settings
+
+
+def test_the_what_if_fragment_answers_the_threshold_form(login, automation):
+    client = login("olivia")
+    url = reverse("automation_whatif", args=[automation.slug])
+
+    good = client.get(
+        url, {"min_confidence": "0.9", "mode": automation.mode}, HTTP_HX_REQUEST="true"
+    )
+    bad = client.get(url, {"min_confidence": "2"}, HTTP_HX_REQUEST="true")
+
+    assert good.status_code == 200
+    assert bad.status_code == 400 and b"min_confidence" in bad.content

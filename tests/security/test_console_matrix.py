@@ -146,6 +146,9 @@ CONSOLE["automation_history"] = {**CONSOLE["automation_detail"]}
 CONSOLE_POSTS = {
     name: {"method": "POST", **CONSOLE["automation_segment_remove"]} for name in OWNER_PAGES
 }
+# The what-if preview and the transaction diagram read what the automation page shows.
+CONSOLE["automation_whatif"] = CONSOLE["automation_detail"]
+CONSOLE["automation_diagram"] = CONSOLE["automation_detail"]
 # Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
 # compliance staff and admins only. The POST-only ones answer GET with 405 to them.
 AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
