@@ -37,6 +37,9 @@ def queue_length() -> int:
             declared = connection.default_channel.queue_declare(
                 queue=app.conf.task_default_queue, passive=True
             )
+    except kombu.exceptions.ChannelError:
+        # Redis keeps no empty list: the queue of a broker with nothing queued is "not found".
+        return 0
     except BROKER_ERRORS as exc:
         raise BrokerUnavailable(str(exc)) from exc
     return declared.message_count
