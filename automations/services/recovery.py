@@ -4,11 +4,13 @@ A run a worker must still move carries `due_at` (services/runs.py). It is
 overdue when its message was lost (the broker was down when it was enqueued,
 or restarted without persistence) or when the worker holding it died. The
 sweep, run by Celery beat every sixth of HANDRAIL_RECOVERY_SECONDS, enqueues
-such runs again and pushes their `due_at` on, so that each is enqueued once
-per grace period, not once per sweep. A run nobody holds is only enqueued
-again while the queue is empty: until then its message may simply be waiting
-behind others. Whoever picks a run up checks its state and hold first, so a
-message that turns out to be a twin changes nothing.
+such runs again, marks them held by SWEPT (the first worker the message
+reaches takes the run, whatever its due time says) and pushes their `due_at`
+on, so that each is enqueued once per grace period, not once per sweep. A
+run no worker holds is only enqueued again while the queue is empty: until
+then its message may simply be waiting behind others. Whoever picks a run up
+checks its state and hold first, so a message that turns out to be a twin
+changes nothing.
 """
 
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from django.utils import timezone
 
 from automations.models import Run
 from automations.services import dispatch
-from automations.services.runs import IN_FLIGHT_STATES, queued_due
+from automations.services.runs import IN_FLIGHT_STATES, SWEPT, queued_due
 from automations.states import RunState
 
 SWEEP_BATCH = 1000
@@ -54,10 +56,13 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
         queued = dispatch.queue_length()
     except dispatch.BrokerUnavailable:
         return SweepResult(len(overdue), 0, len(overdue))
-    picked = [(pk, state) for pk, state, held_by in overdue if held_by or not queued]
-    # Only rows still overdue: a run a worker took meanwhile keeps its new due time.
+    # A worker's hold that is overdue means the worker was lost: nothing else will move it.
+    picked = [
+        (pk, state) for pk, state, held_by in overdue if held_by not in ("", SWEPT) or not queued
+    ]
+    # Only rows still overdue: a run a worker took meanwhile keeps its hold and due time.
     Run.objects.filter(pk__in=[pk for pk, _ in picked], due_at__lte=now).update(
-        due_at=queued_due(now)
+        held_by=SWEPT, due_at=queued_due(now)
     )
     dispatched = 0
     for pk, state in picked:

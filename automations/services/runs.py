@@ -7,7 +7,8 @@ the queue); a run a worker holds while deciding it or sending its action is
 due when the longest that work may take is over; a run waiting for a retry,
 when the retry is. Past `due_at` the sweep (services/recovery.py) hands it to
 a worker again, so a lost message or a killed worker delays a run, never
-strands it.
+strands it. A run the sweep handed on is held by SWEPT: the first worker its
+message reaches takes it, whatever its due time says.
 """
 
 import os
@@ -18,6 +19,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from automations.models import Event, Run, RunTransition
@@ -27,6 +29,9 @@ from automations.states import IllegalTransition, RunState, check_transition
 IN_FLIGHT_STATES = frozenset(
     {RunState.RECEIVED, RunState.DECIDING, RunState.APPROVED, RunState.EXECUTING}
 )
+# `held_by` of a run the sweep sent to the queue again because its holder or its message
+# was lost; its `due_at` is when the sweep may send it once more.
+SWEPT = "sweep"
 
 
 @cache
@@ -120,13 +125,14 @@ def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
 
 
 def run_take_over(*, run: Run, seconds: float) -> bool:
-    """Hold a run that is due (its holder was lost, or its retry is due) without moving it.
+    """Hold a run without moving it: its holder was lost, the sweep sent it, or its retry is due.
 
     False when another worker holds it still, or it moved on.
     """
     now = timezone.now()
     fields = hold(seconds, now=now)
-    taken = Run.objects.filter(pk=run.pk, state=run.state, due_at__lte=now).update(**fields)
+    free = Q(due_at__lte=now) | Q(held_by=SWEPT)
+    taken = Run.objects.filter(free, pk=run.pk, state=run.state).update(**fields)
     if taken:
         for name, value in fields.items():
             setattr(run, name, value)
@@ -141,4 +147,6 @@ def run_due_later(*, run: Run, due_at: datetime) -> None:
 
 def held_elsewhere(run: Run, *, now: datetime | None = None) -> bool:
     """True while another worker holds `run` and is not yet overdue."""
-    return bool(run.held_by) and run.due_at is not None and run.due_at > (now or timezone.now())
+    if run.held_by in ("", SWEPT) or run.due_at is None:
+        return False
+    return run.due_at > (now or timezone.now())

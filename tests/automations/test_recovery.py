@@ -8,13 +8,16 @@ import kombu.exceptions
 import pytest
 from django.utils import timezone
 
-from automations.models import Run
+from automations.models import Action, ActionAttempt, Run
 from automations.services import dispatch
+from automations.services.actions import IN_FLIGHT, LOST
 from automations.services.recovery import runs_overdue, sweep
-from automations.tasks import decide_run
+from automations.services.runs import SWEPT, run_take_over
+from automations.tasks import decide_run, execute_run
 from catalog.tokens import token_issue
 from reviewapp.celery import app as celery_app
-from tests.factories import BILLING_RULE, AutomationFactory, IntentFactory, RunFactory
+from tests.factories import BILLING_RULE, AutomationFactory, EventFactory, IntentFactory, RunFactory
+from tests.support.webhook_receiver import WebhookReceiver, new_webhook_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +102,96 @@ def test_nothing_is_sent_or_pushed_on_while_the_broker_is_down(sent):
 
     assert sent["decide"] == [] and result.dispatched == 0
     assert Run.objects.get(pk=run.pk).due_at == due
+
+
+SECRET_ENV = "TEST_WEBHOOK_SECRET"
+FINAL_INTENT = {"intent": "route_ticket", "arguments": {"team": "billing", "priority": "p2"}}
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, new_webhook_secret())
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def executing_run(receiver, *, last_error: str, held_by: str):
+    """A run whose first delivery attempt ended with `last_error`, overdue since 5 s."""
+    automation = AutomationFactory(mode="autonomous")
+    IntentFactory(
+        automation=automation,
+        action_config={"url": receiver.url("/hooks/route"), "secret_env": SECRET_ENV},
+    )
+    run = RunFactory(
+        event=EventFactory(automation=automation),
+        state="executing",
+        final_intent=FINAL_INTENT,
+        decided_by="model",
+        held_by=held_by,
+        due_at=timezone.now() - PAST,
+    )
+    action = Action.objects.create(
+        run=run, automation=automation, adapter="webhook", idempotency_key="act_1", attempt_count=1
+    )
+    ActionAttempt.objects.create(
+        action=action, number=1, started_at=timezone.now() - PAST, error=last_error
+    )
+    return run
+
+
+def test_a_run_a_lost_worker_was_deciding_is_decided_once_the_sweep_sends_it(sent):
+    automation = AutomationFactory(mode="approve", rules=[BILLING_RULE])
+    IntentFactory(automation=automation)
+    run = RunFactory(
+        event=EventFactory(automation=automation),
+        state="deciding",
+        held_by="worker:lost",
+        due_at=timezone.now() - PAST,
+    )
+
+    sweep()
+    for run_id in sent["decide"]:
+        decide_run.run(run_id)
+
+    run.refresh_from_db()
+    assert run.state == "awaiting_review"
+
+
+def test_an_attempt_a_lost_worker_was_sending_is_sent_again_once_the_sweep_sends_it(sent, receiver):
+    run = executing_run(receiver, last_error=IN_FLIGHT, held_by="worker:lost")
+
+    sweep()
+    for run_id in sent["execute"]:
+        execute_run.run(run_id)
+
+    run.refresh_from_db()
+    assert run.state == "executed"
+    attempts = ActionAttempt.objects.filter(action__run=run).order_by("number")
+    assert [(a.number, a.error) for a in attempts] == [(1, LOST), (2, "")]
+    assert [d.headers["webhook-id"] for d in receiver.deliveries] == ["act_1"]
+
+
+def test_a_retry_whose_message_was_lost_is_sent_once_the_sweep_sends_it(sent, receiver):
+    run = executing_run(receiver, last_error="receiver answered 503", held_by="")
+
+    sweep()
+    for run_id in sent["execute"]:
+        execute_run.run(run_id)
+
+    run.refresh_from_db()
+    assert run.state == "executed"
+    assert len(receiver.deliveries) == 1
+
+
+def test_of_two_messages_for_a_swept_run_only_the_first_takes_it(sent):
+    run = run_in("deciding", due_in=-PAST, held_by="worker:lost")
+    sweep()
+    first, twin = Run.objects.get(pk=run.pk), Run.objects.get(pk=run.pk)
+    assert first.held_by == twin.held_by == SWEPT
+
+    assert run_take_over(run=first, seconds=30)
+    assert not run_take_over(run=twin, seconds=30)
+    assert Run.objects.get(pk=run.pk).held_by == first.held_by != SWEPT
 
 
 def test_the_overdue_runs_are_listed_for_the_run_page_and_the_admin():
