@@ -9,10 +9,18 @@ import pytest
 from django.utils import timezone
 
 from automations.models import Action, ActionAttempt, Run
-from automations.services import dispatch
+from automations.services import dispatch, runs
 from automations.services.actions import IN_FLIGHT, LOST
 from automations.services.recovery import runs_overdue, sweep
-from automations.services.runs import SWEPT, run_take_over
+from automations.services.runs import (
+    SWEPT,
+    hold,
+    holds_release,
+    holds_renew,
+    run_take_over,
+    run_transition,
+    worker_actor,
+)
 from automations.tasks import decide_run, execute_run
 from catalog.tokens import token_issue
 from reviewapp.celery import app as celery_app
@@ -192,6 +200,68 @@ def test_of_two_messages_for_a_swept_run_only_the_first_takes_it(sent):
     assert run_take_over(run=first, seconds=30)
     assert not run_take_over(run=twin, seconds=30)
     assert Run.objects.get(pk=run.pk).held_by == first.held_by != SWEPT
+
+
+# -- holds renewed while a worker works on a run --------------------------------------------
+
+
+@pytest.fixture
+def renewing(monkeypatch, settings):
+    """This process renews its holds, as a Celery worker does (without the thread)."""
+    settings.HANDRAIL_RECOVERY_SECONDS = 60
+    monkeypatch.setattr(runs, "_renewal", object())
+    holds_release()
+    yield
+    holds_release()
+
+
+def test_a_worker_that_renews_its_holds_holds_for_a_third_of_the_bound(renewing):
+    run = run_in("received", due_in=timedelta(seconds=30))
+    before = timezone.now()
+
+    # A decision that may take ten minutes (every model attempt at its budget).
+    run_transition(run=run, to_state="deciding", actor="worker:test", fields=hold(600))
+
+    run.refresh_from_db()
+    assert run.held_by == worker_actor()
+    assert 19 < (run.due_at - before).total_seconds() <= 21
+
+
+def test_a_hold_is_renewed_while_its_task_runs_and_lapses_once_it_is_over(renewing):
+    run = run_in("received", due_in=timedelta(seconds=30))
+    run_transition(run=run, to_state="deciding", actor="worker:test", fields=hold(600))
+    later = timezone.now() + timedelta(seconds=15)
+
+    assert holds_renew(now=later) == 1
+    assert Run.objects.get(pk=run.pk).due_at == later + timedelta(seconds=20)
+
+    holds_release()  # the task is over, its run left held (it failed midway)
+    assert holds_renew(now=later + timedelta(seconds=15)) == 0
+    assert Run.objects.get(pk=run.pk).due_at == later + timedelta(seconds=20)
+
+
+def test_a_run_this_worker_let_go_of_or_lost_is_not_renewed(renewing):
+    moved_on = run_in("received", due_in=timedelta(seconds=30))
+    run_transition(run=moved_on, to_state="deciding", actor="worker:test", fields=hold(600))
+    run_transition(run=moved_on, to_state="awaiting_review", actor="worker:test")
+    taken = run_in("received", due_in=timedelta(seconds=30))
+    run_transition(run=taken, to_state="deciding", actor="worker:test", fields=hold(600))
+    Run.objects.filter(pk=taken.pk).update(held_by="worker:other")
+    due = Run.objects.get(pk=taken.pk).due_at
+
+    assert holds_renew(now=timezone.now() + timedelta(seconds=15)) == 0
+    assert Run.objects.get(pk=moved_on.pk).due_at is None
+    assert Run.objects.get(pk=taken.pk).due_at == due
+
+
+def test_without_renewal_a_hold_covers_the_whole_work():
+    run = run_in("received", due_in=timedelta(seconds=30))
+    before = timezone.now()
+
+    run_transition(run=run, to_state="deciding", actor="worker:test", fields=hold(600))
+
+    run.refresh_from_db()
+    assert 599 < (run.due_at - before).total_seconds() <= 601
 
 
 def test_the_overdue_runs_are_listed_for_the_run_page_and_the_admin():
