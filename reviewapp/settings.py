@@ -243,6 +243,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("HANDRAIL_WORKER_PREFETCH", 4, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "handrail"
+# Redis serves the lower priorities of a queue first (0, then 3, 6, 9): pipeline tasks wait
+# at 5 (served with 3), the sweep and the runs it hands on go at 0, ahead of any backlog,
+# so that recovery does not wait behind it.
+CELERY_TASK_DEFAULT_PRIORITY = 5
+HANDRAIL_RECOVERY_PRIORITY = 0
 # Workers wait for a lost broker as long as it takes (Celery's default gives up after 100
 # tries), and a request publishing while it is down gives up fast: the sweep sends later.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -314,7 +319,12 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-overdue-runs": {
         "task": "automations.sweep",
         "schedule": HANDRAIL_RECOVERY_SECONDS / 6,
-        "options": {"expires": HANDRAIL_RECOVERY_SECONDS / 6},
+        # A sweep that could not start within half the bound is of no use to it; the
+        # sweeps sent since then do its work.
+        "options": {
+            "priority": HANDRAIL_RECOVERY_PRIORITY,
+            "expires": HANDRAIL_RECOVERY_SECONDS / 2,
+        },
     },
 }
 

@@ -45,16 +45,16 @@ def queue_length() -> int:
     return declared.message_count
 
 
-def enqueue_decide(run_id: int) -> bool:
+def enqueue_decide(run_id: int, *, priority: int | None = None) -> bool:
     from automations.tasks import decide_run
 
-    return _send(decide_run, run_id)
+    return _send(decide_run, run_id, priority=priority)
 
 
-def enqueue_execute(run_id: int, countdown: float = 0) -> bool:
+def enqueue_execute(run_id: int, countdown: float = 0, *, priority: int | None = None) -> bool:
     from automations.tasks import execute_run
 
-    return _send(execute_run, run_id, countdown)
+    return _send(execute_run, run_id, countdown, priority=priority)
 
 
 def enqueue_compensate(run_id: int) -> bool:
@@ -63,13 +63,19 @@ def enqueue_compensate(run_id: int) -> bool:
     return _send(compensate_run, run_id)
 
 
-def _send(task, run_id: int, countdown: float = 0) -> bool:
-    """Publish `task(run_id)`; False when the broker could not take it (the sweep will)."""
+def _send(task, run_id: int, countdown: float = 0, *, priority: int | None = None) -> bool:
+    """Publish `task(run_id)`; False when the broker could not take it (the sweep will).
+
+    `priority` (0 is served first) overrides the task's, CELERY_TASK_DEFAULT_PRIORITY.
+    """
+    options = {"countdown": countdown or None}
+    if priority is not None:
+        options["priority"] = priority
     if task.app.conf.task_always_eager:
-        task.apply_async(args=[run_id], countdown=countdown or None)  # runs here and now
+        task.apply_async(args=[run_id], **options)  # runs here and now
         return True
     try:
-        task.apply_async(args=[run_id], countdown=countdown or None)
+        task.apply_async(args=[run_id], **options)
     except BROKER_ERRORS as exc:
         logger.warning(
             "broker unavailable (%s): run %s waits for the sweep", type(exc).__name__, run_id

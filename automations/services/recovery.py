@@ -16,6 +16,7 @@ changes nothing.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -67,7 +68,8 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     dispatched = 0
     for pk, state in picked:
         send = dispatch.enqueue_decide if state in _DECIDE_STATES else dispatch.enqueue_execute
-        if not send(pk):
+        # Ahead of any backlog: the run has waited long enough already.
+        if not send(pk, priority=settings.HANDRAIL_RECOVERY_PRIORITY):
             break  # the broker went away: these are due again after the grace period
         dispatched += 1
     return SweepResult(len(overdue), dispatched, len(overdue) - len(picked))

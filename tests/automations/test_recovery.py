@@ -38,7 +38,7 @@ def sent():
     calls = {"decide": [], "execute": []}
 
     def enqueued(task):
-        return lambda run_id: calls[task].append(run_id) or True
+        return lambda run_id, **options: calls[task].append(run_id) or True
 
     with (
         mock.patch.object(dispatch, "enqueue_decide", side_effect=enqueued("decide")),
@@ -264,6 +264,17 @@ def test_without_renewal_a_hold_covers_the_whole_work():
     assert 599 < (run.due_at - before).total_seconds() <= 601
 
 
+def test_what_the_sweep_hands_on_goes_ahead_of_the_queue(settings):
+    run = run_in("deciding", due_in=-PAST, held_by="worker:lost")
+
+    with mock.patch.object(decide_run, "apply_async") as publish:
+        sweep()
+
+    publish.assert_called_once_with(
+        args=[run.pk], countdown=None, priority=settings.HANDRAIL_RECOVERY_PRIORITY
+    )
+
+
 def test_the_overdue_runs_are_listed_for_the_run_page_and_the_admin():
     overdue = run_in("executing", due_in=-PAST, held_by="worker:lost")
     run_in("executing", due_in=timedelta(seconds=30), held_by="worker:busy")
@@ -337,3 +348,16 @@ def test_the_queue_length_on_redis_is_zero_when_nothing_is_queued(redis_broker):
     decide_run.apply_async(args=[1], queue=redis_broker)
 
     assert dispatch.queue_length() == 1
+
+
+@pytest.mark.worker
+def test_on_redis_the_recovery_priority_is_served_before_the_pipelines(redis_broker, settings):
+    for run_id in (1, 2, 3):
+        decide_run.apply_async(args=[run_id], queue=redis_broker)
+    recovery = settings.HANDRAIL_RECOVERY_PRIORITY
+    decide_run.apply_async(args=[4], queue=redis_broker, priority=recovery)
+
+    with celery_app.connection_for_read() as connection:
+        first = connection.default_channel.basic_get(redis_broker, no_ack=True)
+
+    assert first.decode()[0] == [4]
