@@ -7,9 +7,11 @@ once the broker is back; whatever stored the run still succeeds.
 """
 
 import logging
+from datetime import datetime, timedelta
 
 import kombu.exceptions
 import redis.exceptions
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,25 @@ def queue_length() -> int:
     except BROKER_ERRORS as exc:
         raise BrokerUnavailable(str(exc)) from exc
     return declared.message_count
+
+
+def broker_started_at() -> datetime | None:
+    """When the broker last started (from Redis's uptime); None in process, or if it won't say."""
+    from reviewapp.celery import app
+
+    if app.conf.task_always_eager:
+        return None
+    try:
+        with app.connection_for_read() as connection:
+            client = getattr(connection.default_channel, "client", None)  # Redis's own
+            if client is None:
+                return None
+            uptime = client.info("server")["uptime_in_seconds"]
+    except redis.exceptions.ResponseError:
+        return None  # some managed servers refuse INFO
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(str(exc)) from exc
+    return timezone.now() - timedelta(seconds=uptime)
 
 
 def enqueue_decide(run_id: int, *, priority: int | None = None) -> bool:

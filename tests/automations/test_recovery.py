@@ -99,6 +99,31 @@ def test_unheld_runs_wait_while_messages_are_queued_but_lost_holders_do_not(sent
     assert Run.objects.get(pk=queued.pk).due_at < timezone.now()
 
 
+def test_runs_whose_message_went_out_before_the_broker_restarted_are_sent_at_once(sent, settings):
+    grace = timedelta(seconds=settings.HANDRAIL_RECOVERY_SECONDS / 2)
+    started = timezone.now() - timedelta(seconds=2)  # Redis came back 2 s ago, empty
+    before, after = started - timedelta(seconds=5) + grace, timezone.now() + grace
+    received = RunFactory(state="received", due_at=before)
+    approved = RunFactory(state="approved", due_at=before)
+    swept = RunFactory(state="deciding", due_at=before, held_by=SWEPT)
+    received_since = RunFactory(state="received", due_at=after)
+    deciding = RunFactory(state="deciding", due_at=before, held_by="worker:busy")
+    retry = RunFactory(state="executing", due_at=before, held_by="")  # its retry is not due
+
+    with (
+        mock.patch.object(dispatch, "queue_length", return_value=12),
+        mock.patch.object(dispatch, "broker_started_at", return_value=started),
+    ):
+        result = sweep()
+
+    # Sent although not overdue and messages are queued: theirs are not among them.
+    assert sorted(sent["decide"]) == sorted([received.pk, swept.pk])
+    assert sent["execute"] == [approved.pk]
+    assert (result.overdue, result.dispatched) == (0, 3)
+    for run in (received_since, deciding, retry):
+        assert Run.objects.get(pk=run.pk).held_by == run.held_by
+
+
 def test_nothing_is_sent_or_pushed_on_while_the_broker_is_down(sent):
     run = run_in("received", due_in=-PAST)
     due = Run.objects.get(pk=run.pk).due_at
@@ -361,3 +386,10 @@ def test_on_redis_the_recovery_priority_is_served_before_the_pipelines(redis_bro
         first = connection.default_channel.basic_get(redis_broker, no_ack=True)
 
     assert first.decode()[0] == [4]
+
+
+@pytest.mark.worker
+def test_redis_says_when_it_started(redis_broker):
+    started = dispatch.broker_started_at()
+
+    assert started is not None and started <= timezone.now()
