@@ -16,7 +16,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from automations.adapters import Adapter, UnknownAdapter, adapter_for
@@ -45,6 +46,8 @@ SENDING_LEASE_MARGIN_SECONDS = 10.0
 IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
 DELIVERING = "delivering the action"  # the run's reason while its action is being sent
+# Between tries to record an answer while the database is away.
+RECORD_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -253,9 +256,32 @@ def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
         reserved.attempt.number,
         delivery.status_code or delivery.error,
     )
-    return attempt_record(
+    return attempt_record_patiently(
         run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
     )
+
+
+def attempt_record_patiently(
+    *, run: Run, reserved: Reserved, delivery: Delivery, duration_ms: int, actor: str
+) -> AttemptOutcome:
+    """attempt_record, tried again while the database is away, for up to the recovery bound.
+
+    Until it is recorded the answer exists only in this worker: lost, the attempt
+    stays in flight and the run's next worker sends the action again.
+    """
+    deadline = time.monotonic() + settings.HANDRAIL_RECOVERY_SECONDS
+    while True:
+        try:
+            return attempt_record(
+                run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
+            )
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("run %s: could not record the answer yet: %s", run.pk, exc)
+        if not connection.in_atomic_block:
+            connection.close()  # back to the pool, which discards a broken connection
+        time.sleep(RECORD_RETRY_SECONDS)
 
 
 @transaction.atomic
