@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -46,8 +45,9 @@ SENDING_LEASE_MARGIN_SECONDS = 10.0
 IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
 DELIVERING = "delivering the action"  # the run's reason while its action is being sent
-# Between tries to record an answer while the database is away.
+# Between tries to record an answer while the database is away, and for how long.
 RECORD_RETRY_SECONDS = 1.0
+RECORD_PATIENCE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -264,12 +264,14 @@ def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
 def attempt_record_patiently(
     *, run: Run, reserved: Reserved, delivery: Delivery, duration_ms: int, actor: str
 ) -> AttemptOutcome:
-    """attempt_record, tried again while the database is away, for up to the recovery bound.
+    """attempt_record, tried again while the database is away (for up to five minutes).
 
     Until it is recorded the answer exists only in this worker: lost, the attempt
-    stays in flight and the run's next worker sends the action again.
+    stays in flight and the run's next worker sends the action again. The worker's
+    hold on the run is renewed once the database is back, and the sweep leaves
+    holds that lapsed meanwhile alone for a while (services/recovery.py).
     """
-    deadline = time.monotonic() + settings.HANDRAIL_RECOVERY_SECONDS
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
     while True:
         try:
             return attempt_record(

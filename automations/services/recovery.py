@@ -10,21 +10,25 @@ on, so that each is enqueued once per grace period, not once per sweep. A
 run no worker holds is only enqueued again while the queue is empty: until
 then its message may simply be waiting behind others; unless that message
 went out before the broker last started (Redis keeps nothing across a
-restart), which the sweep sends again at once, overdue or not. Whoever picks
-a run up checks its state and hold first, so a message that turns out to be
-a twin changes nothing.
+restart), which the sweep sends again at once, overdue or not. A hold that
+lapsed while PostgreSQL was down may belong to a live worker that could not
+renew it (say, one waiting to record a delivery's answer): such runs are
+handed on only once PostgreSQL has been up for a lease. Whoever picks a run
+up checks its state and hold first, so a message that turns out to be a twin
+changes nothing.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from automations.models import Run
 from automations.services import dispatch
-from automations.services.runs import IN_FLIGHT_STATES, SWEPT, queued_due
+from automations.services.runs import IN_FLIGHT_STATES, SWEPT, hold_lease_seconds, queued_due
 from automations.states import RunState
 
 SWEEP_BATCH = 1000
@@ -69,10 +73,22 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
         .order_by("due_at")
         .values_list("pk", "state", "held_by", "due_at")[:SWEEP_BATCH]
     )
+    # A hold that lapsed while the database was away may be a live worker's that could not
+    # renew it: its run is handed on only once the database has been up for a lease.
+    up = database_up_seconds()
+    holders_had_time = up is None or up >= hold_lease_seconds()
     picked = [
         (pk, state)
         for pk, state, held_by, due_at in seen
-        if _send_again(state, held_by, due_at, now=now, queued=queued, lost=lost_if_due_by)
+        if _send_again(
+            state,
+            held_by,
+            due_at,
+            now=now,
+            queued=queued,
+            lost=lost_if_due_by,
+            holders_had_time=holders_had_time,
+        )
     ]
     # Only rows no worker took meanwhile: a live holder keeps its hold and due time.
     Run.objects.filter(
@@ -92,7 +108,14 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
 
 
 def _send_again(
-    state: str, held_by: str, due_at: datetime, *, now: datetime, queued: int, lost: datetime | None
+    state: str,
+    held_by: str,
+    due_at: datetime,
+    *,
+    now: datetime,
+    queued: int,
+    lost: datetime | None,
+    holders_had_time: bool,
 ) -> bool:
     # Due half the bound after its message went out: a run in a queued state, or one the
     # sweep sent.
@@ -101,5 +124,16 @@ def _send_again(
         return True  # its message went out before the broker last started
     if due_at > now:
         return False  # a live worker holds it, or its retry is not due yet
-    # A worker's hold that is overdue means the worker was lost: nothing else will move it.
-    return held_by not in ("", SWEPT) or not queued
+    if held_by not in ("", SWEPT):
+        # An overdue hold means its worker was lost: nothing else will move the run.
+        return holders_had_time
+    return not queued
+
+
+def database_up_seconds() -> float | None:
+    """How long PostgreSQL has been up (None on another database)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time())")
+        return float(cursor.fetchone()[0])

@@ -524,10 +524,10 @@ class TestDatabaseLostWhileSending:
         assert list(recorded.values_list("number", "status_code", "error")) == [(1, 200, "")]
         assert len(receiver.deliveries) == 1
 
-    def test_past_the_recovery_bound_the_attempt_is_left_to_the_sweep(
-        self, receiver, secret, database_lost_once, settings
+    def test_past_its_patience_the_worker_leaves_the_attempt_to_the_sweep(
+        self, receiver, secret, database_lost_once, monkeypatch
     ):
-        settings.HANDRAIL_RECOVERY_SECONDS = 0  # the bound is over at the first failure
+        monkeypatch.setattr(actions, "RECORD_PATIENCE_SECONDS", 0)  # over at the first failure
         run = approved_run(receiver)
 
         with pytest.raises(OperationalError):

@@ -6,15 +6,17 @@ from unittest import mock
 
 import kombu.exceptions
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from automations.models import Action, ActionAttempt, Run
 from automations.services import dispatch, runs
 from automations.services.actions import IN_FLIGHT, LOST
-from automations.services.recovery import runs_overdue, sweep
+from automations.services.recovery import database_up_seconds, runs_overdue, sweep
 from automations.services.runs import (
     SWEPT,
     hold,
+    hold_lease_seconds,
     holds_release,
     holds_renew,
     run_take_over,
@@ -122,6 +124,30 @@ def test_runs_whose_message_went_out_before_the_broker_restarted_are_sent_at_onc
     assert (result.overdue, result.dispatched) == (0, 3)
     for run in (received_since, deciding, retry):
         assert Run.objects.get(pk=run.pk).held_by == run.held_by
+
+
+def test_holds_that_lapsed_while_the_database_was_away_are_left_to_their_workers_a_while(sent):
+    # Its worker sent the action, then could not record the answer nor renew its hold
+    # while PostgreSQL restarted; it records it as soon as its pool has reconnected.
+    cut_off = run_in("executing", due_in=-PAST, held_by="worker:cut-off")
+    up = "automations.services.recovery.database_up_seconds"
+
+    with mock.patch(up, return_value=1.0):
+        sweep()
+    assert sent["execute"] == []
+    assert Run.objects.get(pk=cut_off.pk).held_by == "worker:cut-off"
+
+    with mock.patch(up, return_value=hold_lease_seconds() + 1):  # its worker is lost after all
+        sweep()
+    assert sent["execute"] == [cut_off.pk]
+
+
+@pytest.mark.postgres
+def test_postgresql_says_how_long_it_has_been_up():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+
+    assert database_up_seconds() > 0
 
 
 def test_nothing_is_sent_or_pushed_on_while_the_broker_is_down(sent):
