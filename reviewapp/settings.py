@@ -129,18 +129,23 @@ TEMPLATES = [
 # Database: DATABASE_URL, else SQLite under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}")}
+# PostgreSQL: psycopg's pool keeps connections open across requests and tasks (a new
+# connection costs about 6 ms); a connection that broke while the server was away is
+# discarded when returned, and its replacement is made in the background. `timeout`
+# bounds how long a request waits for one (then: 503). The pool tries to reconnect after
+# 1, 2, 4, 8 ... s; `reconnect_timeout` ends such a series after 5 s and the next request
+# starts another, so that a server back after a long outage is used within seconds
+# rather than after the next doubling.
+DATABASE_POOL = {
+    "min_size": 1,
+    "max_size": envint("HANDRAIL_DB_POOL_SIZE", 4, minimum=1),
+    "timeout": envint("HANDRAIL_DB_POOL_TIMEOUT", 5, minimum=1),
+    "reconnect_timeout": 5,
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg's pool keeps connections open across requests and tasks (a new
-    # connection costs about 6 ms); a connection that broke while the server was
-    # away is discarded when returned, and its replacement is made in the
-    # background. `timeout` bounds how long a request waits for one (then: 503).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "pool": {
-                "min_size": 1,
-                "max_size": envint("HANDRAIL_DB_POOL_SIZE", 4, minimum=1),
-                "timeout": envint("HANDRAIL_DB_POOL_TIMEOUT", 5, minimum=1),
-            },
+            "pool": DATABASE_POOL,
             # JIT compiling costs tens of milliseconds and pays off only for long
             # analytic queries; the console's queue counts cross its cost threshold.
             "options": "-c jit=off",
