@@ -17,7 +17,13 @@ the runs every POLL_SECONDS:
   `held_by` when it died) has been picked up again: held by another worker
   or moved on;
 - after Redis or PostgreSQL is back, from that moment until each run still
-  in flight then (its message lost, or its task failed) has moved.
+  in flight then (its message lost, or its task failed) has moved. The
+  first one says when the pipeline moved again; the last one also waited for
+  its turn behind the others, at the pipeline's pace.
+The bound (HANDRAIL_RECOVERY_SECONDS) holds for the last run a killed worker
+held; after a Redis restart (every queued message lost), for the last
+waiting run to be handed to a worker again (moved, or sent again by the
+sweep); after a PostgreSQL restart, for the first waiting run to move.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from django.db import DatabaseError, connection
 
 from automations.models import ActionAttempt, Run
 from automations.services.actions import IN_FLIGHT as ATTEMPT_IN_FLIGHT
-from automations.services.runs import IN_FLIGHT_STATES
+from automations.services.runs import IN_FLIGHT_STATES, SWEPT
 from catalog.models import Automation, Intent
 from catalog.tokens import token_issue
 from tests.factories import ROUTE_SCHEMA
@@ -337,7 +343,10 @@ class Watch:
     since: float  # monotonic
     marks: dict[int, tuple[str, str]]  # run id -> (state, held_by) at `since`
     moved: dict[int, float] = field(default_factory=dict)  # run id -> seconds after `since`
+    # Moved, or sent to the queue again by the sweep (held by "sweep"): seconds after `since`.
+    handed: dict[int, float] = field(default_factory=dict)
     in_flight_keys: set[str] = field(default_factory=set)  # kills: attempts sent, unanswered
+    lost_messages: bool = False  # restarts: every message queued was lost with the server
 
     @property
     def waiting(self) -> list[int]:
@@ -354,6 +363,8 @@ class Watch:
         for pk in waiting:
             if picked_up(self.marks[pk], now.get(pk)):
                 self.moved[pk] = at
+            if pk in self.moved or (pk in now and now[pk][1] == SWEPT):
+                self.handed.setdefault(pk, at)
 
     def first(self) -> float | None:
         return min(self.moved.values()) if self.moved else None
@@ -362,6 +373,19 @@ class Watch:
         if not self.marks or self.waiting:
             return None
         return max(self.moved.values())
+
+    def last_handed(self) -> float | None:
+        if not self.marks or len(self.handed) < len(self.marks):
+            return None
+        return max(self.handed.values())
+
+    def recovery(self) -> float | None:
+        """What the bound holds for (see the module's docstring)."""
+        if self.label.startswith("kill"):
+            return self.last()
+        if self.lost_messages:
+            return self.last_handed()
+        return self.first()
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -419,13 +443,14 @@ class ServerRestart(Fault):
     server: RedisServer | PostgresServer | None = None
     down_seconds: float = 2.0
     label: str = "restart"
+    lost_messages: bool = False  # a Redis without persistence: its queue is gone
 
     def fire(self, context: ExperimentContext) -> None:
         server = self.server
 
         def restart():
             back = server.restart(down_seconds=self.down_seconds)
-            context.backs.append((self.label, back))
+            context.backs.append((self.label, back, self.lost_messages))
 
         thread = threading.Thread(target=restart, name=self.label, daemon=True)
         thread.start()
@@ -437,7 +462,8 @@ class ExperimentContext:
     stand: Stand
     watches: list[Watch] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
-    backs: list[tuple[str, float]] = field(default_factory=list)  # (label, monotonic time)
+    # (label, monotonic time it was back, whether its messages were lost)
+    backs: list[tuple[str, float, bool]] = field(default_factory=list)
 
 
 # -- the figures --------------------------------------------------------------------------------
@@ -498,10 +524,10 @@ class Figures:
         for watch in self.unrecovered():
             found.append(f"{watch.label}: {len(watch.waiting)} runs never moved")
         for watch in self.watches:
-            last = watch.last()
-            if last is not None and last > self.recovery_bound:
+            took = watch.recovery()
+            if took is not None and took > self.recovery_bound:
                 found.append(
-                    f"{watch.label}: recovery took {last:.1f} s, over {self.recovery_bound:g} s"
+                    f"{watch.label}: recovery took {took:.1f} s, over {self.recovery_bound:g} s"
                 )
         return found
 
@@ -624,12 +650,14 @@ def experiment_run(
 
 def _watch_backs(context: ExperimentContext, flow: EventFlow, seen: int) -> int:
     """Start watching the runs in flight when a restarted server came back."""
-    for label, back in context.backs[seen:]:
+    for label, back, lost_messages in context.backs[seen:]:
         run_ids = [event.run_id for event in flow.events if event.run_id is not None]
         marks = None
         while marks is None:  # the database may be the server that just came back
             marks = db_read(lambda ids=run_ids: runs_in_flight(ids))
             if marks is None:
                 time.sleep(POLL_SECONDS)
-        context.watches.append(Watch(label=f"{label} back", since=back, marks=marks))
+        context.watches.append(
+            Watch(label=f"{label} back", since=back, marks=marks, lost_messages=lost_messages)
+        )
     return len(context.backs)
