@@ -272,8 +272,13 @@ def attempt_record_patiently(
     holds that lapsed meanwhile alone for a while (services/recovery.py).
     """
     deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    tried = False
     while True:
         try:
+            if tried:
+                # What the failed try moved in memory was rolled back in the database.
+                run.refresh_from_db(fields=["state", "reason", "held_by", "due_at", "updated_at"])
+            tried = True
             return attempt_record(
                 run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
             )

@@ -493,13 +493,14 @@ class TestInFlight:
 
 @pytest.fixture
 def database_lost_once(monkeypatch):
-    """Recording the first answer fails as if PostgreSQL had gone; the next try works."""
+    """Recording the first answer fails at COMMIT, PostgreSQL gone; the next try works."""
     record = actions.attempt_record
     failures = []
 
     def flaky(**kwargs):
         if len(failures) < 1:
             failures.append(kwargs["reserved"].attempt.number)
+            kwargs["run"].state = "executed"  # moved in memory by the statements rolled back
             raise OperationalError("server closed the connection unexpectedly")
         return record(**kwargs)
 
