@@ -148,7 +148,7 @@ class Stand:
         self._stopping.set()
         for thread in self._restarts:
             thread.join(timeout=60)
-        self.api.stop()
+        self.api.close()
         self.beat.stop()
         self.workers.stop()
 
