@@ -12,13 +12,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 EVENTS ?= 300
 PYTEST_ARGS ?=
+CHAOS_ARGS ?=
 
-.PHONY: help venv demo test lint format
+.PHONY: help venv demo test lint format chaos
 
 help:
 	@echo "make demo    serve the demo (SQLite, in-process tasks) on http://$(HOST):$(PORT)/"
 	@echo "make test    run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint    ruff lint and format check"
+	@echo "make chaos   faults under load (bench/chaos.py; its own PostgreSQL and Redis)"
 
 venv: $(VENV)/.installed
 
@@ -36,6 +38,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Starts its own PostgreSQL and Redis on spare ports: DATABASE_URL and REDIS_URL play no part.
+chaos: venv
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -3,19 +3,22 @@
 Every task is safe to run twice (the services check the run's state under a
 guarded update), so all of them use acks_late and reject_on_worker_lost; a
 message that is lost anyway is made good by the sweep. Database hiccups are
-retried with backoff and jitter; anything else is a bug and surfaces.
+retried with backoff and jitter; anything else is a bug and surfaces. The
+process that runs tasks renews the holds its task has on runs while it runs
+(services/runs.py), and lets go of them when it ends.
 """
 
 import logging
 
 from celery import shared_task
+from celery.signals import task_postrun, worker_process_init
 from django.db import InterfaceError, OperationalError
 
 from automations.services import dispatch
 from automations.services.actions import action_attempt, action_compensate
 from automations.services.decisions import run_advance
 from automations.services.recovery import sweep
-from automations.services.runs import worker_actor
+from automations.services.runs import hold_renewal_start, holds_release, worker_actor
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +67,14 @@ def sweep_runs() -> None:
     result = sweep()
     if result.dispatched:
         logger.info("sweep: handed %s overdue run(s) to workers again", result.dispatched)
+
+
+@worker_process_init.connect
+def _holds_renewed(**kwargs) -> None:
+    hold_renewal_start()
+
+
+@task_postrun.connect
+def _holds_released(**kwargs) -> None:
+    # A run the task left held (it failed midway) lapses when due and is swept on.
+    holds_release()

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.support.private_servers import free_port  # noqa: F401 (the benchmarks' import)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The arguments schema of the benchmarks' one intent, route_ticket.
@@ -50,13 +52,6 @@ def database_recreate(admin_url: str, db_name: str) -> None:
     database_drop(admin_url, db_name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db_name}"')
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_wait(port: int, *, timeout: float, process: subprocess.Popen, log: Path) -> None:

@@ -142,18 +142,23 @@ TEMPLATES = [
 # Database: DATABASE_URL, else SQLite under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'handrail.sqlite3'}")}
+# PostgreSQL: psycopg's pool keeps connections open across requests and tasks (a new
+# connection costs about 6 ms); a connection that broke while the server was away is
+# discarded when returned, and its replacement is made in the background. `timeout`
+# bounds how long a request waits for one (then: 503). The pool tries to reconnect after
+# 1, 2, 4, 8 ... s; `reconnect_timeout` ends such a series after 5 s and the next request
+# starts another, so that a server back after a long outage is used within seconds
+# rather than after the next doubling.
+DATABASE_POOL = {
+    "min_size": 1,
+    "max_size": envint("HANDRAIL_DB_POOL_SIZE", 10, minimum=1),
+    "timeout": envint("HANDRAIL_DB_POOL_TIMEOUT", 5, minimum=1),
+    "reconnect_timeout": 5,
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg's pool keeps connections open across requests and tasks (a new
-    # connection costs about 6 ms); a connection that broke while the server was
-    # away is discarded when returned, and its replacement is made in the
-    # background. `timeout` bounds how long a request waits for one (then: 503).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "pool": {
-                "min_size": 1,
-                "max_size": envint("HANDRAIL_DB_POOL_SIZE", 10, minimum=1),
-                "timeout": envint("HANDRAIL_DB_POOL_TIMEOUT", 5, minimum=1),
-            },
+            "pool": DATABASE_POOL,
             # JIT compiling costs tens of milliseconds and pays off only for long
             # analytic queries; the console's queue counts cross its cost threshold.
             "options": "-c jit=off",
@@ -256,6 +261,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("HANDRAIL_WORKER_PREFETCH", 4, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "handrail"
+# Redis serves the lower priorities of a queue first (0, then 3, 6, 9): pipeline tasks wait
+# at 5 (served with 3), the sweep and the runs it hands on go at 0, ahead of any backlog,
+# so that recovery does not wait behind it.
+CELERY_TASK_DEFAULT_PRIORITY = 5
+HANDRAIL_RECOVERY_PRIORITY = 0
 # Workers wait for a lost broker as long as it takes (Celery's default gives up after 100
 # tries), and a request publishing while it is down gives up fast: the sweep sends later.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -331,10 +341,19 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-overdue-runs": {
         "task": "automations.sweep",
         "schedule": HANDRAIL_RECOVERY_SECONDS / 6,
-        "options": {"expires": HANDRAIL_RECOVERY_SECONDS / 6},
+        # A sweep that could not start within half the bound is of no use to it; the
+        # sweeps sent since then do its work.
+        "options": {
+            "priority": HANDRAIL_RECOVERY_PRIORITY,
+            "expires": HANDRAIL_RECOVERY_SECONDS / 2,
+        },
     },
     # Every trail entry is chained within a few seconds of its commit.
-    "chain-trail": {"task": "catalog.chain_trail", "schedule": 1.0, "options": {"expires": 1.0}},
+    "chain-trail": {
+        "task": "catalog.chain_trail",
+        "schedule": 1.0,
+        "options": {"priority": HANDRAIL_RECOVERY_PRIORITY, "expires": 1.0},
+    },
     "demote-segments": {"task": "catalog.demote_segments", "schedule": 300.0},
     # Newly finished autonomous runs join their automation's standing audit sample.
     "audit-standing-queue": {

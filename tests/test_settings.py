@@ -1,4 +1,11 @@
-"""The settings helpers fail loudly on a bad environment value instead of guessing."""
+"""The settings helpers fail loudly on a bad environment value instead of guessing; the
+database pool comes back soon after an outage."""
+
+import contextlib
+import itertools
+import socket
+import threading
+import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -48,3 +55,40 @@ def test_integer_value_is_read(monkeypatch):
     monkeypatch.setenv("HANDRAIL_TEST_NUMBER", "42")
 
     assert envint("HANDRAIL_TEST_NUMBER", 5) == 42
+
+
+def test_the_database_pool_keeps_trying_every_few_seconds_during_a_long_outage(settings):
+    # psycopg's pool alone tries again after 1, 2, 4, 8, 16 ... s: a server back after a
+    # minute's outage waits up to another minute. The pool Handrail configures starts over
+    # every 5 s while requests keep asking, as they do during an outage.
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    tries: list[float] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+
+        def refuse():  # a server that hangs up on every connection, as one shutting down
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                tries.append(time.monotonic())
+                conn.close()
+
+        threading.Thread(target=refuse, daemon=True).start()
+        options = {**settings.DATABASE_POOL, "timeout": 1}
+        pool = ConnectionPool(f"host=127.0.0.1 port={port} user=x dbname=x", open=False, **options)
+        pool.open(wait=False)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 9:
+                with contextlib.suppress(PoolTimeout):
+                    pool.getconn()
+        finally:
+            pool.close(timeout=1)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise([started, *tries])]
+    assert tries and max(gaps) < 3, gaps

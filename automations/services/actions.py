@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from automations.adapters import Adapter, UnknownAdapter, adapter_for
@@ -49,6 +49,9 @@ SENDING_LEASE_MARGIN_SECONDS = 10.0
 IN_FLIGHT = "in flight: no answer recorded yet"
 LOST = "no answer recorded: the worker was lost while sending"
 DELIVERING = "delivering the action"  # the run's reason while its action is being sent
+# Between tries to record an answer while the database is away, and for how long.
+RECORD_RETRY_SECONDS = 1.0
+RECORD_PATIENCE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -260,9 +263,39 @@ def attempt_send(*, run: Run, reserved: Reserved, actor: str) -> AttemptOutcome:
         reserved.attempt.number,
         delivery.status_code or delivery.error,
     )
-    return attempt_record(
+    return attempt_record_patiently(
         run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
     )
+
+
+def attempt_record_patiently(
+    *, run: Run, reserved: Reserved, delivery: Delivery, duration_ms: int, actor: str
+) -> AttemptOutcome:
+    """attempt_record, tried again while the database is away (for up to five minutes).
+
+    Until it is recorded the answer exists only in this worker: lost, the attempt
+    stays in flight and the run's next worker sends the action again. The worker's
+    hold on the run is renewed once the database is back, and the sweep leaves
+    holds that lapsed meanwhile alone for a while (services/recovery.py).
+    """
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    tried = False
+    while True:
+        try:
+            if tried:
+                # What the failed try moved in memory was rolled back in the database.
+                run.refresh_from_db(fields=["state", "reason", "held_by", "due_at", "updated_at"])
+            tried = True
+            return attempt_record(
+                run=run, reserved=reserved, delivery=delivery, duration_ms=duration_ms, actor=actor
+            )
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("run %s: could not record the answer yet: %s", run.pk, exc)
+        if not connection.in_atomic_block:
+            connection.close()  # back to the pool, which discards a broken connection
+        time.sleep(RECORD_RETRY_SECONDS)
 
 
 @transaction.atomic

@@ -7,9 +7,11 @@ once the broker is back; whatever stored the run still succeeds.
 """
 
 import logging
+from datetime import datetime, timedelta
 
 import kombu.exceptions
 import redis.exceptions
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +47,35 @@ def queue_length() -> int:
     return declared.message_count
 
 
-def enqueue_decide(run_id: int) -> bool:
+def broker_started_at() -> datetime | None:
+    """When the broker last started (from Redis's uptime); None in process, or if it won't say."""
+    from reviewapp.celery import app
+
+    if app.conf.task_always_eager:
+        return None
+    try:
+        with app.connection_for_read() as connection:
+            client = getattr(connection.default_channel, "client", None)  # Redis's own
+            if client is None:
+                return None
+            uptime = client.info("server")["uptime_in_seconds"]
+    except redis.exceptions.ResponseError:
+        return None  # some managed servers refuse INFO
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(str(exc)) from exc
+    return timezone.now() - timedelta(seconds=uptime)
+
+
+def enqueue_decide(run_id: int, *, priority: int | None = None) -> bool:
     from automations.tasks import decide_run
 
-    return _send(decide_run, run_id)
+    return _send(decide_run, run_id, priority=priority)
 
 
-def enqueue_execute(run_id: int, countdown: float = 0) -> bool:
+def enqueue_execute(run_id: int, countdown: float = 0, *, priority: int | None = None) -> bool:
     from automations.tasks import execute_run
 
-    return _send(execute_run, run_id, countdown)
+    return _send(execute_run, run_id, countdown, priority=priority)
 
 
 def enqueue_compensate(run_id: int) -> bool:
@@ -63,13 +84,19 @@ def enqueue_compensate(run_id: int) -> bool:
     return _send(compensate_run, run_id)
 
 
-def _send(task, run_id: int, countdown: float = 0) -> bool:
-    """Publish `task(run_id)`; False when the broker could not take it (the sweep will)."""
+def _send(task, run_id: int, countdown: float = 0, *, priority: int | None = None) -> bool:
+    """Publish `task(run_id)`; False when the broker could not take it (the sweep will).
+
+    `priority` (0 is served first) overrides the task's, CELERY_TASK_DEFAULT_PRIORITY.
+    """
+    options = {"countdown": countdown or None}
+    if priority is not None:
+        options["priority"] = priority
     if task.app.conf.task_always_eager:
-        task.apply_async(args=[run_id], countdown=countdown or None)  # runs here and now
+        task.apply_async(args=[run_id], **options)  # runs here and now
         return True
     try:
-        task.apply_async(args=[run_id], countdown=countdown or None)
+        task.apply_async(args=[run_id], **options)
     except BROKER_ERRORS as exc:
         logger.warning(
             "broker unavailable (%s): run %s waits for the sweep", type(exc).__name__, run_id

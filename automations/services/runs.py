@@ -4,30 +4,42 @@ A run that a worker must still move (received, deciding, approved, executing)
 carries `due_at`: the time by which it should have moved on. A queued run is
 due a grace period after it got there (its message may still be waiting in
 the queue); a run a worker holds while deciding it or sending its action is
-due when the longest that work may take is over; a run waiting for a retry,
-when the retry is. Past `due_at` the sweep (services/recovery.py) hands it to
-a worker again, so a lost message or a killed worker delays a run, never
-strands it.
+due when the longest that work may take is over (in a Celery worker, a third
+of the recovery bound, renewed while the work goes on: hold_renewal_start);
+a run waiting for a retry, when the retry is. Past `due_at` the sweep
+(services/recovery.py) hands it to a worker again, so a lost message or a
+killed worker delays a run, never strands it. A run the sweep handed on is
+held by SWEPT: the first worker its message reaches takes it, whatever its
+due time says.
 """
 
+import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from automations.models import Event, Run, RunTransition
 from automations.states import IllegalTransition, RunState, check_transition
 from reviewapp.rows import row_insert, rows_update
 
+logger = logging.getLogger(__name__)
+
 # The states a worker, not a person, must move a run out of.
 IN_FLIGHT_STATES = frozenset(
     {RunState.RECEIVED, RunState.DECIDING, RunState.APPROVED, RunState.EXECUTING}
 )
+# `held_by` of a run the sweep sent to the queue again because its holder or its message
+# was lost; its `due_at` is when the sweep may send it once more.
+SWEPT = "sweep"
 
 
 @cache
@@ -42,7 +54,12 @@ def queued_due(now: datetime) -> datetime:
 
 
 def hold(seconds: float, *, now: datetime | None = None) -> dict:
-    """The fields that mark a run held by this worker for `seconds` (for run_transition)."""
+    """The fields that mark a run held by this worker for `seconds` (for run_transition).
+
+    Where holds are renewed (hold_renewal_start), for at most hold_lease_seconds().
+    """
+    if _renewal is not None:
+        seconds = min(seconds, hold_lease_seconds())
     return {
         "held_by": worker_actor(),
         "due_at": (now or timezone.now()) + timedelta(seconds=seconds),
@@ -100,6 +117,7 @@ def run_transition(
                 transaction.on_commit(on_commit)
     if not moved:
         raise transition_refused(run.pk, to_state)
+    _held_note(run.pk, held=values["held_by"] == worker_actor())
     for name, value in values.items():
         setattr(run, name, value)
     run.updated_at = now
@@ -127,13 +145,15 @@ def transition_refused(run_id: int, to_state: str) -> IllegalTransition:
 
 
 def run_take_over(*, run: Run, seconds: float) -> bool:
-    """Hold a run that is due (its holder was lost, or its retry is due) without moving it.
+    """Hold a run without moving it: its holder was lost, the sweep sent it, or its retry is due.
 
     False when another worker holds it still, or it moved on.
     """
     now = timezone.now()
     fields = hold(seconds, now=now)
-    taken = Run.objects.filter(pk=run.pk, state=run.state, due_at__lte=now).update(**fields)
+    free = Q(due_at__lte=now) | Q(held_by=SWEPT)
+    taken = Run.objects.filter(free, pk=run.pk, state=run.state).update(**fields)
+    _held_note(run.pk, held=bool(taken))
     if taken:
         for name, value in fields.items():
             setattr(run, name, value)
@@ -143,9 +163,79 @@ def run_take_over(*, run: Run, seconds: float) -> bool:
 def run_due_later(*, run: Run, due_at: datetime) -> None:
     """Let go of a run that stays where it is until `due_at` (a retry waits)."""
     Run.objects.filter(pk=run.pk, state=run.state).update(held_by="", due_at=due_at)
+    _held_note(run.pk, held=False)
     run.held_by, run.due_at = "", due_at
 
 
 def held_elsewhere(run: Run, *, now: datetime | None = None) -> bool:
     """True while another worker holds `run` and is not yet overdue."""
-    return bool(run.held_by) and run.due_at is not None and run.due_at > (now or timezone.now())
+    if run.held_by in ("", SWEPT) or run.due_at is None:
+        return False
+    return run.due_at > (now or timezone.now())
+
+
+# -- holds renewed while the work goes on ---------------------------------------------------------
+#
+# A hold must outlast the work it covers, or a second worker takes the run over while the
+# first still works on it; it must lapse soon after its worker dies, or the run waits that
+# long. A model call or a delivery may take minutes (every attempt at its budget), so in a
+# Celery worker a hold lasts a third of the recovery bound and a thread of the worker's own
+# renews it while the task runs: a killed worker's runs are overdue within a third of the
+# bound, and the sweep hands them on within the next sixth.
+
+_held: set[int] = set()  # the runs this process holds for the task it runs now
+_held_lock = threading.Lock()
+_renewal: threading.Thread | None = None
+
+
+def hold_lease_seconds() -> float:
+    """How long a renewed hold lasts unless renewed again: a third of the recovery bound."""
+    return settings.HANDRAIL_RECOVERY_SECONDS / 3
+
+
+def _held_note(run_id: int, *, held: bool) -> None:
+    with _held_lock:
+        if held:
+            _held.add(run_id)
+        else:
+            _held.discard(run_id)
+
+
+def holds_release() -> None:
+    """Renew none of the runs this process holds (its task is over): they lapse when due."""
+    with _held_lock:
+        _held.clear()
+
+
+def holds_renew(*, now: datetime | None = None) -> int:
+    """Push the due time of the runs this process holds a lease on; how many it still holds."""
+    with _held_lock:
+        run_ids = list(_held)
+    if not run_ids:
+        return 0
+    due = (now or timezone.now()) + timedelta(seconds=hold_lease_seconds())
+    held = Run.objects.filter(pk__in=run_ids, held_by=worker_actor(), state__in=IN_FLIGHT_STATES)
+    return held.update(due_at=due)
+
+
+def hold_renewal_start() -> None:
+    """Renew this process's holds from a thread of its own (once per process; Celery workers)."""
+    global _renewal
+    if _renewal is not None:
+        return
+    _renewal = threading.Thread(target=_renew_forever, name="handrail-holds", daemon=True)
+    _renewal.start()
+
+
+def _renew_forever() -> None:
+    interval = hold_lease_seconds() / 4  # three renewals may fail before a hold lapses
+    while True:
+        time.sleep(interval)
+        try:
+            holds_renew()
+        except DatabaseError as exc:
+            # The holds lapse if the database stays away; the work they cover cannot be
+            # recorded meanwhile either.
+            logger.warning("could not renew the holds of %s: %s", worker_actor(), exc)
+        finally:
+            connection.close()  # back to the pool, which discards a broken connection

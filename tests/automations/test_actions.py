@@ -6,11 +6,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from automations.adapters import adapter_for
 from automations.models import Action, ActionAttempt, Run
+from automations.services import actions
 from automations.services.actions import (
     IN_FLIGHT,
     LOST,
@@ -488,6 +489,53 @@ class TestInFlight:
             (2, LOST),
             (3, ""),
         ]
+
+
+@pytest.fixture
+def database_lost_once(monkeypatch):
+    """Recording the first answer fails at COMMIT, PostgreSQL gone; the next try works."""
+    record = actions.attempt_record
+    failures = []
+
+    def flaky(**kwargs):
+        if len(failures) < 1:
+            failures.append(kwargs["reserved"].attempt.number)
+            kwargs["run"].state = "executed"  # moved in memory by the statements rolled back
+            raise OperationalError("server closed the connection unexpectedly")
+        return record(**kwargs)
+
+    monkeypatch.setattr(actions, "attempt_record", flaky)
+    monkeypatch.setattr(actions, "RECORD_RETRY_SECONDS", 0)
+    return failures
+
+
+@pytest.mark.django_db
+class TestDatabaseLostWhileSending:
+    def test_the_answer_is_recorded_once_the_database_is_back(
+        self, receiver, secret, database_lost_once
+    ):
+        run = approved_run(receiver)
+
+        outcome = attempt(run)
+
+        # Not left in flight for the sweep, whose worker would send it again.
+        assert database_lost_once == [1]
+        assert (outcome.kind, run.state) == ("done", "executed")
+        recorded = ActionAttempt.objects.filter(action__run=run)
+        assert list(recorded.values_list("number", "status_code", "error")) == [(1, 200, "")]
+        assert len(receiver.deliveries) == 1
+
+    def test_past_its_patience_the_worker_leaves_the_attempt_to_the_sweep(
+        self, receiver, secret, database_lost_once, monkeypatch
+    ):
+        monkeypatch.setattr(actions, "RECORD_PATIENCE_SECONDS", 0)  # over at the first failure
+        run = approved_run(receiver)
+
+        with pytest.raises(OperationalError):
+            attempt(run)
+
+        recorded = ActionAttempt.objects.filter(action__run=run)
+        assert list(recorded.values_list("number", "error")) == [(1, IN_FLIGHT)]
 
 
 @pytest.mark.django_db

@@ -62,6 +62,10 @@ class GunicornServer:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop gunicorn and remove its directory, log included."""
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
