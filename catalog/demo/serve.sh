@@ -43,12 +43,18 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 if [ -n "${REDIS_URL:-}" ]; then
-    echo "REDIS_URL is set: starting two Celery workers for the demo"
+    echo "REDIS_URL is set: starting two Celery workers and beat for the demo"
     # As the README recommends: solo workers, each fetching and running its own tasks.
     for n in 1 2; do
         "$PY" -m celery -A reviewapp worker -Q handrail --pool solo -n "demo-$n@%h" -l warning &
         pids+=($!)
     done
+    "$PY" -m celery -A reviewapp beat -s var/celerybeat-schedule -l warning &
+    pids+=($!)
+else
+    # Tasks run in process; the periodic ones (sweep, rollups, audit queue) run here.
+    LOG_LEVEL="${LOG_LEVEL:-WARNING}" "$PY" manage.py run_periodic &
+    pids+=($!)
 fi
 
 # DEBUG is off by default; --insecure lets runserver serve the static files anyway.
@@ -64,8 +70,6 @@ for _ in $(seq 1 60); do
 done
 
 LOG_LEVEL="${LOG_LEVEL:-WARNING}" "$PY" manage.py seed_demo --events "$EVENTS"
-# No Celery beat in the demo: fill the standing audit queues once from the seeded runs.
-"$PY" manage.py audit_standing_queue
 
 cat <<MSG
 
