@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "ninja",
     "catalog",
     "automations",
+    "automations.metrics",
     "axes",
     "csp",
 ]
@@ -338,6 +339,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # The dashboards' rollups take in what the pipeline did since the last minute.
+    "metrics-rollup": {"task": "metrics.rollup", "schedule": 60.0, "options": {"expires": 60.0}},
 }
 
 # The tamper-evident trail (catalog/audit/trail.py): on unless turned off (benchmarks
