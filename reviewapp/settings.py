@@ -341,6 +341,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # The dashboards' rollups take in what the pipeline did since the last minute.
     "metrics-rollup": {"task": "metrics.rollup", "schedule": 60.0, "options": {"expires": 60.0}},
+    "metrics-drift": {
+        "task": "metrics.check_drift",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 
 # The tamper-evident trail (catalog/audit/trail.py): on unless turned off (benchmarks
@@ -355,6 +360,20 @@ HANDRAIL_PROMOTION_MAX_OVERRIDE = envfloat("HANDRAIL_PROMOTION_MAX_OVERRIDE", 0.
 
 # Review.
 HANDRAIL_REVIEW_LEASE_SECONDS = envint("HANDRAIL_REVIEW_LEASE_SECONDS", 600, minimum=1)
+
+# Metrics (automations/metrics/). GET /metrics answers only with
+# `Authorization: Bearer HANDRAIL_METRICS_TOKEN`; unset, it is off (404).
+HANDRAIL_METRICS_TOKEN = os.environ.get("HANDRAIL_METRICS_TOKEN", "")
+# Drift and alerts (automations/metrics/drift.py), checked every 5 minutes by Celery beat.
+HANDRAIL_DRIFT_WINDOW_HOURS = envint("HANDRAIL_DRIFT_WINDOW_HOURS", 24, minimum=1)
+HANDRAIL_DRIFT_BASELINE_DAYS = envint("HANDRAIL_DRIFT_BASELINE_DAYS", 7, minimum=1)
+HANDRAIL_DRIFT_OVERRIDE_MARGIN = envfloat("HANDRAIL_DRIFT_OVERRIDE_MARGIN", 0.10)
+HANDRAIL_DRIFT_MIN_REVIEWED = envint("HANDRAIL_DRIFT_MIN_REVIEWED", 30, minimum=1)
+HANDRAIL_DRIFT_PSI_THRESHOLD = envfloat("HANDRAIL_DRIFT_PSI_THRESHOLD", 0.2, maximum=10.0)
+# Calibrated: at 300 decisions per window, PSI >= 0.2 on a stationary distribution is
+# rarer than 1 in 100 (tests/automations/test_metrics_drift.py); fewer alarm more often.
+HANDRAIL_DRIFT_PSI_MIN_SAMPLE = envint("HANDRAIL_DRIFT_PSI_MIN_SAMPLE", 300, minimum=1)
+HANDRAIL_ALERT_SPEND_SHARE = envfloat("HANDRAIL_ALERT_SPEND_SHARE", 0.8)
 
 LOGGING = {
     "version": 1,
