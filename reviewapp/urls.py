@@ -11,6 +11,7 @@ urlpatterns = [
     path("review/", include("automations.urls")),
     path("runs/", include("automations.run_urls")),
     path("audit/", include("catalog.audit.urls")),
+    path("dashboards/", include("automations.metrics.urls")),
     path("", include("catalog.urls")),
 ]
 

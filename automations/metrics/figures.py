@@ -241,13 +241,12 @@ def figures_json(figures: Figures) -> dict:
 def rollup_sums(
     span: Span, *, automation_ids: Iterable[int], group_by: tuple[str, ...], fields=SUM_FIELDS
 ) -> list[dict]:
-    """SUM of each of `fields` over the span's rollup rows, grouped by `group_by`."""
-    return list(
-        Rollup.objects.filter(span.rows(), automation_id__in=list(automation_ids))
-        .values(*group_by)
-        .annotate(**{name: Sum(name) for name in fields})
-        .order_by()
-    )
+    """SUM of each of `fields` over the span's rollup rows, grouped by `group_by` (if any)."""
+    rows = Rollup.objects.filter(span.rows(), automation_id__in=list(automation_ids))
+    sums = {name: Sum(name) for name in fields}
+    if not group_by:
+        return [rows.aggregate(**sums)]
+    return list(rows.values(*group_by).annotate(**sums).order_by())
 
 
 def key_counts(span: Span, *, automation_ids: Iterable[int]) -> list[dict]:

@@ -14,6 +14,7 @@ import pytest
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from automations.metrics.models import RollupRebuild
 from automations.models import Action, Event, Label, ReviewTask, Run, RunTransition
 from catalog.models import AuditSample, AuditSampleItem, TrailVerification
 from tests.security.matrix_world import ROLES, TOKEN_SECRET, world_fixture  # noqa: F401
@@ -106,6 +107,28 @@ CONSOLE = {
     },
 }
 CONSOLE["automation_labels_csv"] = CONSOLE["automation_labels_jsonl"]
+# Dashboards: as the automation pages (the overview adds up what the user may see); only
+# admins rebuild the rollups and follow the rebuild.
+CONSOLE["metrics:overview"] = {**CONSOLE["home"]}
+CONSOLE["metrics:automation"] = {**CONSOLE["automation_detail"]}
+CONSOLE["metrics:rebuild"] = {
+    "method": "POST",
+    "anonymous": LOGIN,
+    "staff": 403,
+    "reviewer": 403,
+    "owner": 403,
+    "compliance": 403,
+    "admin": 302,  # back to the overview, the rebuild under way
+}
+CONSOLE["metrics:rebuild_progress"] = {
+    "method": "GET",
+    "anonymous": LOGIN,
+    "staff": 403,
+    "reviewer": 403,
+    "owner": 403,
+    "compliance": 403,
+    "admin": 200,
+}
 # Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
 # compliance staff and admins only. The POST-only ones answer GET with 405 to them.
 AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
@@ -158,12 +181,16 @@ def console_url_names(patterns=None, namespace="") -> set[str]:
 def variants(name: str, role: str) -> list[str | None]:
     if name in ("home", "review:home", "run_list") or name.startswith("audit:"):
         return [None]
+    if name in ("metrics:overview", "metrics:rebuild", "metrics:rebuild_progress"):
+        return [None]
     return ["mine", "theirs"] if role in ("owner", "reviewer") else ["theirs"]
 
 
 def url_of(world, name: str, variant: str | None) -> str:
     if name.startswith("audit:"):
         return reverse(name, args=audit_args(name))
+    if name == "metrics:rebuild_progress":
+        return reverse(name, args=[RollupRebuild.objects.get_or_create(total=1, done=1)[0].pk])
     if variant is None:
         return reverse(name)
     if name in ("review:task", "review:decide"):
