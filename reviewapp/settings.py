@@ -107,6 +107,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Counts ingestion requests by outcome for /metrics (refused ones store nothing).
+    "automations.metrics.instruments.IngestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "reviewapp.middleware.DatabaseUnavailableMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -158,6 +158,7 @@ NOT_ROLE_SCOPED = {
     "landing": "only redirects a user who just logged in to their first page (tested apart)",
     "demo_hooks": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
     "demo_hook_receive": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
+    "metrics": "a bearer token, not a session (tests/automations/test_metrics_endpoint.py)",
 }
 # The API answers to tokens only (below); the schema and docs are public.
 API = {"api:event-ingest", "api:run-detail", "api:openapi-json", "api:openapi-view", "api:api-root"}
