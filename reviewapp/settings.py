@@ -107,6 +107,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request starts with a clean trace context (JSON logs' trace_id).
+    "automations.metrics.tracecontext.TraceContextMiddleware",
     # Counts ingestion requests by outcome for /metrics (refused ones store nothing).
     "automations.metrics.instruments.IngestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -377,11 +379,21 @@ HANDRAIL_DRIFT_PSI_THRESHOLD = envfloat("HANDRAIL_DRIFT_PSI_THRESHOLD", 0.2, max
 HANDRAIL_DRIFT_PSI_MIN_SAMPLE = envint("HANDRAIL_DRIFT_PSI_MIN_SAMPLE", 300, minimum=1)
 HANDRAIL_ALERT_SPEND_SHARE = envfloat("HANDRAIL_ALERT_SPEND_SHARE", 0.8)
 
+# Logs: JSON lines with the trace id of the work at hand (automations/metrics/jsonlog.py),
+# or HANDRAIL_LOG_FORMAT=plain for text.
+HANDRAIL_LOG_FORMAT = os.environ.get("HANDRAIL_LOG_FORMAT", "").strip().lower() or "json"
+if HANDRAIL_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(
+        f"HANDRAIL_LOG_FORMAT must be json or plain, got {HANDRAIL_LOG_FORMAT!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "automations.metrics.jsonlog.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HANDRAIL_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The HTTP clients log every request's URL at INFO: a receiver's URL may carry a
     # token, and the line costs the worker about 2 % of its CPU. Their warnings stay.

@@ -5,3 +5,8 @@ class MetricsConfig(AppConfig):
     name = "automations.metrics"
     label = "metrics"
     verbose_name = "Metrics"
+
+    def ready(self):
+        from automations.metrics import tracecontext
+
+        tracecontext.celery_signals_connect()
