@@ -13,10 +13,11 @@ from django.db.models import Q
 from catalog.models import Automation
 
 from .charts import Chart, cost_chart, latency_chart, override_chart, volume_chart
-from .figures import Figures, Report, report, rollup_sums, sums_add
+from .figures import Figures, Report, report, sums_add
 from .models import Alert, RollupRebuild
 from .rebuilds import rebuild_running
 from .rollup import rollup_as_of
+from .sums import rollup_sums
 from .windows import WINDOWS, last_hours
 
 # Resolved alerts stay on the dashboard this long.

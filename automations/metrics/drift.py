@@ -37,9 +37,10 @@ from catalog.governance.notify import notify
 from catalog.models import Automation
 
 from .buckets import psi
-from .figures import Figures, rollup_sums, sums_add
+from .figures import Figures, sums_add
 from .models import CONFIDENCE_FIELDS, Alert, AlertKind, Source
 from .rollup import cursor_locked
+from .sums import rollup_sums
 from .windows import Span, last_hours
 
 logger = logging.getLogger(__name__)

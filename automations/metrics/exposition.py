@@ -21,7 +21,7 @@ import os
 from collections import defaultdict
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -42,10 +42,9 @@ from .models import (
     OUTCOME_FIELDS,
     SUM_FIELDS,
     Alert,
-    Period,
-    Rollup,
 )
 from .rollup import rollup_as_of
+from .sums import rollup_sums
 
 MAX_SEGMENTS = 50
 # (name without _total, help, rollup column) of the per-automation counters.
@@ -91,12 +90,7 @@ class RollupCollector:
         slugs = dict(Automation.objects.values_list("pk", "slug"))
         totals: dict = defaultdict(dict)
         per_segment: dict = {}
-        rows = (
-            Rollup.objects.filter(period=Period.DAY)
-            .values("automation_id", "segment")
-            .annotate(**{name: Sum(name) for name in SUM_FIELDS})
-            .order_by("automation_id", "segment")
-        )
+        rows = rollup_sums(None, automation_ids=None, group_by=("automation_id", "segment"))
         segments: dict = defaultdict(list)
         for row in rows:
             slug = slugs.get(row["automation_id"])

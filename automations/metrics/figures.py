@@ -30,9 +30,9 @@ from .models import (
     OUTCOME_FIELDS,
     SUM_FIELDS,
     KeyKind,
-    Rollup,
     RollupKey,
 )
+from .sums import rollup_sums
 from .windows import Span, point_of, series_points, window_span
 
 MS_PER_HOUR = 3_600_000
@@ -236,17 +236,6 @@ def figures_json(figures: Figures) -> dict:
 
 
 # -- reading the rollups -----------------------------------------------------------------
-
-
-def rollup_sums(
-    span: Span, *, automation_ids: Iterable[int], group_by: tuple[str, ...], fields=SUM_FIELDS
-) -> list[dict]:
-    """SUM of each of `fields` over the span's rollup rows, grouped by `group_by` (if any)."""
-    rows = Rollup.objects.filter(span.rows(), automation_id__in=list(automation_ids))
-    sums = {name: Sum(name) for name in fields}
-    if not group_by:
-        return [rows.aggregate(**sums)]
-    return list(rows.values(*group_by).annotate(**sums).order_by())
 
 
 def key_counts(span: Span, *, automation_ids: Iterable[int]) -> list[dict]:

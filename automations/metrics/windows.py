@@ -43,19 +43,23 @@ class Span:
     def hours(self) -> int:
         return int((self.until - self.since) / HOUR)
 
-    def rows(self, prefix: str = "") -> Q:
-        """The rollup rows (of any model with period and start) that add up to this span."""
-        period, start = f"{prefix}period", f"{prefix}start"
+    def ranges(self) -> list[tuple[str, datetime, datetime]]:
+        """(period, from, to) of the rollup rows that add up to this span, none twice."""
         first_day, last_day = day_ceil(self.since), day_floor(self.until)
         if first_day >= last_day:
-            return Q(
-                **{period: Period.HOUR, f"{start}__gte": self.since, f"{start}__lt": self.until}
-            )
-        return (
-            Q(**{period: Period.HOUR, f"{start}__gte": self.since, f"{start}__lt": first_day})
-            | Q(**{period: Period.DAY, f"{start}__gte": first_day, f"{start}__lt": last_day})
-            | Q(**{period: Period.HOUR, f"{start}__gte": last_day, f"{start}__lt": self.until})
-        )
+            return [(Period.HOUR, self.since, self.until)]
+        return [
+            (Period.HOUR, self.since, first_day),
+            (Period.DAY, first_day, last_day),
+            (Period.HOUR, last_day, self.until),
+        ]
+
+    def rows(self) -> Q:
+        """The same as a filter on a model with period and start (RollupKey)."""
+        found = Q(pk__in=[])
+        for period, since, until in self.ranges():
+            found |= Q(period=period, start__gte=since, start__lt=until)
+        return found
 
     def before(self, hours: int) -> "Span":
         """The `hours` whole hours just before this span."""
