@@ -12,20 +12,22 @@ import tempfile
 from reviewapp.gunicorn_errors import json_errors_install
 
 wsgi_app = "reviewapp.wsgi:application"
-_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+
+# The web processes' own metric counts (automations/metrics/instruments.py) go to files in
+# this directory, so that /metrics adds up every worker's whichever answers. Set here, as
+# the configuration loads: before the application (and prometheus-client) is imported,
+# even with --preload.
+MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+_made_here = ""
+if not os.environ.get(MULTIPROC):
+    _made_here = os.environ[MULTIPROC] = tempfile.mkdtemp(prefix="handrail-prometheus-")
 
 
 def on_starting(server):
-    # The web processes' own metric counts (automations/metrics/instruments.py) go to files
-    # in this directory, so that /metrics adds up every worker's whichever answers. Set
-    # before any worker imports prometheus-client; emptied so that a restart starts at 0.
-    directory = os.environ.get(_MULTIPROC)
-    if directory:
-        shutil.rmtree(directory, ignore_errors=True)
-        os.makedirs(directory, exist_ok=True)
-    else:
-        os.environ[_MULTIPROC] = tempfile.mkdtemp(prefix="handrail-prometheus-")
-        server._handrail_prometheus_dir = os.environ[_MULTIPROC]
+    # A restarted server counts from 0: files left by an earlier one would add up with it.
+    directory = os.environ[MULTIPROC]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
 
 
 def post_fork(server, worker):
@@ -42,6 +44,5 @@ def child_exit(server, worker):
 
 def on_exit(server):
     # Only the directory this server made for itself; one named by the environment stays.
-    made = getattr(server, "_handrail_prometheus_dir", "")
-    if made:
-        shutil.rmtree(made, ignore_errors=True)
+    if _made_here:
+        shutil.rmtree(_made_here, ignore_errors=True)
