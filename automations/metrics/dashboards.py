@@ -57,7 +57,7 @@ class Dashboard:
 
     @property
     def hourly(self) -> bool:
-        return self.report.span.hours <= 48
+        return self.report.span.hourly
 
 
 def baseline_figures(automations: list[Automation], *, now: datetime) -> Figures:
@@ -87,7 +87,7 @@ def dashboard(automations: list[Automation], *, window: str, now: datetime, one:
         rows = [Row(segment or "(no segment)", "", f) for segment, f in found.groups.items()]
     else:
         rows = [Row(a.name, a.slug, found.groups.get(a.pk, Figures({}))) for a in automations]
-    hourly = found.span.hours <= 48
+    hourly = found.span.hourly
     budget = automations[0].latency_budget_ms if one else None
     charts = [
         volume_chart(found.series, hourly=hourly),

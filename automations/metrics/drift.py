@@ -188,7 +188,7 @@ def drift_check(*, now: datetime | None = None) -> DriftResult:
     """Keep one open alert per holding condition, resolve the others, notify the new ones."""
     now = now or timezone.now()
     findings = drift_findings(now=now)
-    raised = []
+    raised: list[tuple[Alert, Finding]] = []
     with transaction.atomic():
         cursor_locked(Source.DRIFT)  # one drift job at a time
         still_open = {
@@ -206,37 +206,25 @@ def drift_check(*, now: datetime | None = None) -> DriftResult:
             if alert is not None:
                 Alert.objects.filter(pk=alert.pk).update(**figures)
                 continue
-            raised.append(
-                Alert.objects.create(
-                    automation=finding.automation,
-                    segment=finding.segment,
-                    kind=finding.kind,
-                    raised_at=now,
-                    **figures,
-                )
+            alert = Alert.objects.create(
+                automation=finding.automation,
+                segment=finding.segment,
+                kind=finding.kind,
+                raised_at=now,
+                **figures,
             )
+            raised.append((alert, finding))
         Alert.objects.filter(pk__in=[a.pk for a in still_open.values()]).update(resolved_at=now)
-    for alert in raised:
-        _notify(alert)
-    return DriftResult(findings, raised)
+    for alert, finding in raised:
+        _notify(alert, finding)
+    return DriftResult(findings, [alert for alert, _ in raised])
 
 
-def alert_json(alert: Alert) -> dict:
-    return {
-        "automation": alert.automation.slug,
-        "segment": alert.segment,
-        "kind": alert.kind,
-        "value": alert.value,
-        "baseline": alert.baseline,
-        "threshold": alert.threshold,
-    }
-
-
-def _notify(alert: Alert) -> None:
+def _notify(alert: Alert, finding: Finding) -> None:
     """Post a new alert to the automation's notify_url, if it has one."""
     body = {
         "event": "metrics_alert",
-        **alert_json(alert),
+        **finding.as_json(),
         "raised_at": alert.raised_at.isoformat(),
         "details": alert.details,
     }

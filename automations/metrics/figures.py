@@ -8,7 +8,7 @@ minutes) and only then added up, so the figures across automations are
 exact too.
 
 - cost per 1,000 decisions: (model cost + reviewer hours x reviewer_hourly_usd)
-  per 1,000 runs received;
+  per 1,000 runs received (priced in SQL, sums.rollup_sums);
 - time saved: manual_minutes_per_case for every case that acted through
   Handrail (autonomous, approved, edited), less the reviewers' time on all.
 """
@@ -28,15 +28,12 @@ from .models import (
     DECISION_BUCKET_FIELDS,
     END_TO_END_BUCKET_FIELDS,
     OUTCOME_FIELDS,
-    SUM_FIELDS,
     KeyKind,
     RollupKey,
 )
-from .sums import rollup_sums
+from .sums import Economics, rollup_sums
 from .windows import Span, point_of, series_points, window_span
 
-MS_PER_HOUR = 3_600_000
-MS_PER_MINUTE = 60_000
 # What the charts need of each point: fewer sums than the whole row.
 SERIES_FIELDS = (
     "runs",
@@ -54,29 +51,6 @@ SERIES_FIELDS = (
 def _rate(part: float, whole: float) -> float:
     """part / whole, 0.0 for nothing over nothing (the counts beside it tell the two apart)."""
     return part / whole if whole else 0.0
-
-
-@dataclass(frozen=True)
-class Economics:
-    """What a reviewer's hour costs and what a case takes by hand, for one automation."""
-
-    hourly_usd: float
-    manual_minutes: float
-
-    @classmethod
-    def of(cls, automation: Automation) -> "Economics":
-        return cls(float(automation.reviewer_hourly_usd), float(automation.manual_minutes_per_case))
-
-
-def sums_priced(sums: dict, economics: Economics) -> dict:
-    """`sums` with the reviewers' cost and the minutes saved, which add up across automations."""
-    review_ms = sums.get("review_ms_sum", 0)
-    acted = sum(sums.get(name, 0) for name in ("autonomous", "approved", "edited"))
-    return {
-        **sums,
-        "review_cost_usd": economics.hourly_usd * review_ms / MS_PER_HOUR,
-        "saved_minutes": acted * economics.manual_minutes - review_ms / MS_PER_MINUTE,
-    }
 
 
 def sums_add(total: dict, more: dict) -> None:
@@ -272,18 +246,17 @@ class Report:
 def report(automations: list[Automation], *, window: str, now: datetime, by: str) -> Report:
     """The window's figures over `automations`, grouped `by` "segment" or "automation"."""
     span = window_span(window, now=now)
-    economics = {a.pk: Economics.of(a) for a in automations}
-    ids = list(economics)
+    prices = {a.pk: Economics.of(a) for a in automations}
     group_field = "automation_id" if by == "automation" else "segment"
     overall: dict = {}
-    groups: dict = defaultdict(dict)
-    for row in rollup_sums(span, automation_ids=ids, group_by=("automation_id", "segment")):
-        priced = sums_priced(_numbers(row), economics[row["automation_id"]])
-        sums_add(overall, priced)
-        sums_add(groups[row[group_field]], priced)
+    groups: dict = {}
+    for row in rollup_sums(span, automation_ids=prices, group_by=(group_field,), prices=prices):
+        group = row.pop(group_field)
+        groups[group] = row
+        sums_add(overall, row)
     checks: dict = defaultdict(lambda: defaultdict(int))
     fields: dict = defaultdict(lambda: defaultdict(int))
-    for row in key_counts(span, automation_ids=ids):
+    for row in key_counts(span, automation_ids=prices):
         into = checks if row["kind"] == KeyKind.CHECK else fields
         into[None][row["key"]] += row["n"]
         into[row[group_field]][row["key"]] += row["n"]
@@ -295,34 +268,20 @@ def report(automations: list[Automation], *, window: str, now: datetime, by: str
             group: Figures(sums, _by_count(checks[group]), _by_count(fields[group]))
             for group, sums in sorted(groups.items(), key=lambda item: str(item[0]))
         },
-        series=_series(span, economics),
+        series=_series(span, prices),
     )
 
 
-def _numbers(row: dict) -> dict:
-    return {name: value for name, value in row.items() if name in SUM_FIELDS}
-
-
-def _series(span: Span, economics: dict[int, Economics]) -> list[Point]:
+def _series(span: Span, prices: dict[int, Economics]) -> list[Point]:
     points: dict[datetime, dict] = {start: {} for start in series_points(span)}
     rows = rollup_sums(
-        span, automation_ids=economics, group_by=("automation_id", "start"), fields=SERIES_FIELDS
+        span, automation_ids=prices, group_by=("start",), fields=SERIES_FIELDS, prices=prices
     )
     for row in rows:
-        point = points.setdefault(point_of(row["start"], span), {})
-        sums_add(point, sums_priced(_numbers(row), economics[row["automation_id"]]))
+        sums_add(points.setdefault(point_of(row.pop("start"), span), {}), row)
     return [Point(start, Figures(sums)) for start, sums in sorted(points.items())]
 
 
 def automation_report(automation: Automation, *, window: str, now: datetime) -> Report:
     """One automation's window, per segment."""
     return report([automation], window=window, now=now, by="segment")
-
-
-def span_figures(automation: Automation, span: Span, *, segment: str | None = None) -> Figures:
-    """One automation's (or one of its segments') figures over any span of whole hours."""
-    sums: dict = {}
-    for row in rollup_sums(span, automation_ids=[automation.pk], group_by=("segment",)):
-        if segment is None or row["segment"] == segment:
-            sums_add(sums, sums_priced(_numbers(row), Economics.of(automation)))
-    return Figures(sums)

@@ -43,6 +43,11 @@ class Span:
     def hours(self) -> int:
         return int((self.until - self.since) / HOUR)
 
+    @property
+    def hourly(self) -> bool:
+        """Whether its charts put a point on every hour (up to two days) or on every day."""
+        return self.hours <= 48
+
     def ranges(self) -> list[tuple[str, datetime, datetime]]:
         """(period, from, to) of the rollup rows that add up to this span, none twice."""
         first_day, last_day = day_ceil(self.since), day_floor(self.until)
@@ -80,8 +85,8 @@ def last_hours(hours: int, *, now: datetime) -> Span:
 
 
 def series_points(span: Span) -> list[datetime]:
-    """Where a chart of the span puts its points: every hour up to two days, else every day."""
-    if span.hours <= 48:
+    """Where a chart of the span puts its points (Span.hourly)."""
+    if span.hourly:
         return [span.since + n * HOUR for n in range(span.hours)]
     first = day_floor(span.since)
     days = int((day_ceil(span.until) - first) / DAY)
@@ -90,4 +95,4 @@ def series_points(span: Span) -> list[datetime]:
 
 def point_of(start: datetime, span: Span) -> datetime:
     """The chart point a rollup row's start falls on (series_points)."""
-    return start if span.hours <= 48 else day_floor(start)
+    return start if span.hourly else day_floor(start)

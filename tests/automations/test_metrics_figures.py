@@ -15,7 +15,7 @@ from automations.metrics.buckets import (
     percentiles,
     psi,
 )
-from automations.metrics.figures import Economics, Figures, automation_report, sums_priced
+from automations.metrics.figures import Figures, automation_report, report
 from automations.metrics.models import Rollup
 from automations.metrics.sums import rollup_sums
 from automations.metrics.windows import Span, last_hours, window_span
@@ -106,8 +106,11 @@ def test_rates_interval_and_money_of_one_slice():
         "approved": 20,
         "edited": 10,
         "rejected": 5,
+        # Priced in SQL (the test below): 30 minutes at $60/h; 130 cases at 6 minutes, less 30.
+        "review_cost_usd": 30.0,
+        "saved_minutes": 750.0,
     }
-    figures = Figures(sums_priced(sums, Economics(hourly_usd=60.0, manual_minutes=6.0)))
+    figures = Figures(sums)
 
     assert figures.override_rate == pytest.approx(0.3)
     low, high = figures.override_interval  # Wilson 95 % of 3 in 10
@@ -202,3 +205,24 @@ def test_an_automations_report_adds_up_segments_and_prices_its_reviews():
     assert report.overall.cost_per_1000_decisions_usd == pytest.approx(210.0)
     assert [point.figures.runs for point in report.series if point.start == hour] == [100]
     assert len(report.series) == 24
+
+
+@pytest.mark.django_db
+def test_money_and_time_are_priced_per_automation_before_they_add_up():
+    cheap = AutomationFactory(reviewer_hourly_usd=Decimal("60"), manual_minutes_per_case=6)
+    dear = AutomationFactory(reviewer_hourly_usd=Decimal("120"), manual_minutes_per_case=2)
+    hour = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    for automation in (cheap, dear):  # 30 reviewer minutes and 100 acting cases each
+        rollup(automation, hour, runs=100, autonomous=90, approved=10, review_ms_sum=1_800_000)
+        rollup(automation, hour - timedelta(hours=10), period="d", runs=999)  # another day
+
+    found = report([cheap, dear], window="24h", now=NOW, by="automation")
+
+    assert found.groups[cheap.pk].review_cost_usd == pytest.approx(30.0)
+    assert found.groups[dear.pk].review_cost_usd == pytest.approx(60.0)
+    assert found.overall.review_cost_usd == pytest.approx(90.0)
+    # 100 x 6 - 30 minutes, and 100 x 2 - 30 minutes.
+    assert found.overall.time_saved_hours == pytest.approx((570 + 170) / 60)
+    assert found.overall.cost_per_1000_decisions_usd == pytest.approx(90 * 1000 / 200)
+    [point] = [p for p in found.series if p.start == hour]
+    assert point.figures.review_cost_usd == pytest.approx(90.0)
