@@ -23,7 +23,6 @@ one that no longer holds is resolved. A newly raised alert is posted to the
 automation's notify_url, signed like any webhook.
 """
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,8 +41,6 @@ from .models import CONFIDENCE_FIELDS, Alert, AlertKind, Source
 from .rollup import cursor_locked
 from .sums import rollup_sums
 from .windows import Span, last_hours
-
-logger = logging.getLogger(__name__)
 
 LATENCY_HOURS = 2  # the current hour and the one before
 LATENCY_MIN_SAMPLE = 20

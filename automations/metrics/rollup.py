@@ -13,7 +13,6 @@ be in flight: it is kept as pending and read when it shows up, or given up
 after GAP_SECONDS (its transaction rolled back).
 """
 
-import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,8 +48,6 @@ from .models import (
     Source,
 )
 from .windows import day_floor, hour_floor
-
-logger = logging.getLogger(__name__)
 
 BATCH = 5000
 # An id missing this long after the job first read past it belonged to a rolled-back insert.
