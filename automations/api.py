@@ -28,6 +28,7 @@ from automations.event_input import (
     event_body_json_schema,
     event_input_parse,
 )
+from automations.metrics.tracecontext import trace_bind
 from automations.ratelimit import rate_limit_hit
 from automations.run_detail import RunDetailOut, run_detail, run_for_detail
 from automations.services.ingestion import IdempotencyConflict, event_ingest
@@ -257,6 +258,7 @@ def event_create(request: HttpRequest, slug: str):
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc), "idempotency_key") from None
     run = result.run
+    trace_bind(trace_id=run.trace_id, run_id=run.pk)
     body = {"run_id": str(run.pk), "trace_id": run.trace_id, "status": run.state}
     return Status(202 if result.created else 200, body)
 
@@ -282,4 +284,5 @@ def run_read(request: HttpRequest, run_id: str):
     run = run_for_detail(run_id)
     if run is None or not token_allows(request.auth, run.automation_id):
         raise ApiError(404, "not_found", "no such run")
+    trace_bind(trace_id=run.trace_id, run_id=run.pk)
     return Status(200, run_detail(run))

@@ -101,11 +101,16 @@ INSTALLED_APPS = [
     "ninja",
     "catalog",
     "automations",
+    "automations.metrics",
     "axes",
     "csp",
 ]
 
 MIDDLEWARE = [
+    # First: every request starts with a clean trace context (JSON logs' trace_id).
+    "automations.metrics.tracecontext.TraceContextMiddleware",
+    # Counts ingestion requests by outcome for /metrics (refused ones store nothing).
+    "automations.metrics.instruments.IngestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "reviewapp.middleware.DatabaseUnavailableMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -361,6 +366,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # The dashboards' rollups take in what the pipeline did since the last minute.
+    "metrics-rollup": {"task": "metrics.rollup", "schedule": 60.0, "options": {"expires": 60.0}},
+    "metrics-drift": {
+        "task": "metrics.check_drift",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 
 # The tamper-evident trail (catalog/audit/trail.py): on unless turned off (benchmarks
@@ -376,11 +388,35 @@ HANDRAIL_PROMOTION_MAX_OVERRIDE = envfloat("HANDRAIL_PROMOTION_MAX_OVERRIDE", 0.
 # Review.
 HANDRAIL_REVIEW_LEASE_SECONDS = envint("HANDRAIL_REVIEW_LEASE_SECONDS", 600, minimum=1)
 
+# Metrics (automations/metrics/). GET /metrics answers only with
+# `Authorization: Bearer HANDRAIL_METRICS_TOKEN`; unset, it is off (404).
+HANDRAIL_METRICS_TOKEN = os.environ.get("HANDRAIL_METRICS_TOKEN", "")
+# Drift and alerts (automations/metrics/drift.py), checked every 5 minutes by Celery beat.
+HANDRAIL_DRIFT_WINDOW_HOURS = envint("HANDRAIL_DRIFT_WINDOW_HOURS", 24, minimum=1)
+HANDRAIL_DRIFT_BASELINE_DAYS = envint("HANDRAIL_DRIFT_BASELINE_DAYS", 7, minimum=1)
+HANDRAIL_DRIFT_OVERRIDE_MARGIN = envfloat("HANDRAIL_DRIFT_OVERRIDE_MARGIN", 0.10)
+HANDRAIL_DRIFT_MIN_REVIEWED = envint("HANDRAIL_DRIFT_MIN_REVIEWED", 30, minimum=1)
+HANDRAIL_DRIFT_PSI_THRESHOLD = envfloat("HANDRAIL_DRIFT_PSI_THRESHOLD", 0.2, maximum=10.0)
+# Calibrated: at 300 decisions per window, PSI >= 0.2 on a stationary distribution is
+# rarer than 1 in 100 (tests/automations/test_metrics_drift.py); fewer alarm more often.
+HANDRAIL_DRIFT_PSI_MIN_SAMPLE = envint("HANDRAIL_DRIFT_PSI_MIN_SAMPLE", 300, minimum=1)
+HANDRAIL_ALERT_SPEND_SHARE = envfloat("HANDRAIL_ALERT_SPEND_SHARE", 0.8)
+
+# Logs: JSON lines with the trace id of the work at hand (automations/metrics/jsonlog.py),
+# or HANDRAIL_LOG_FORMAT=plain for text.
+HANDRAIL_LOG_FORMAT = os.environ.get("HANDRAIL_LOG_FORMAT", "").strip().lower() or "json"
+if HANDRAIL_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(
+        f"HANDRAIL_LOG_FORMAT must be json or plain, got {HANDRAIL_LOG_FORMAT!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "automations.metrics.jsonlog.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HANDRAIL_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The HTTP clients log every request's URL at INFO: a receiver's URL may carry a
     # token, and the line costs the worker about 2 % of its CPU. Their warnings stay.

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from automations.api import api
+from automations.metrics.exposition import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,6 +12,8 @@ urlpatterns = [
     path("review/", include("automations.urls")),
     path("runs/", include("automations.run_urls")),
     path("audit/", include("catalog.audit.urls")),
+    path("dashboards/", include("automations.metrics.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("catalog.urls")),
 ]
 

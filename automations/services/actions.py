@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from automations.adapters import Adapter, UnknownAdapter, adapter_for
 from automations.adapters.base import Delivery
+from automations.metrics.tracecontext import trace_bind
 from automations.models import Action, ActionAttempt, ActionState, ReviewTask, Run
 from automations.services import dispatch
 from automations.services.runs import (
@@ -180,6 +181,7 @@ def action_attempt(*, run_id: int, actor: str) -> AttemptOutcome:
         )
         if run is None:
             return skip("run is gone")
+        trace_bind(trace_id=run.trace_id, run_id=run.pk)
         if run.state not in (RunState.APPROVED, RunState.EXECUTING):
             return skip(f"run is {run.state}")
         if held_elsewhere(run):
@@ -419,6 +421,7 @@ def action_compensate(*, run_id: int, actor: str) -> AttemptOutcome:
     run = Run.objects.select_related("automation").filter(pk=run_id).first()
     if run is None:
         return skip("run is gone")
+    trace_bind(trace_id=run.trace_id, run_id=run.pk)
     if run.state not in (RunState.FAILED, RunState.EXECUTED):
         return skip(f"run is {run.state}")
     action = Action.objects.filter(run_id=run.pk).first()

@@ -19,6 +19,7 @@ from automations.adapters import UnknownAdapter, adapter_for
 from automations.guardrails import guardrails_run, strictest
 from automations.guardrails.base import CheckResult, GuardrailContext
 from automations.matching import event_document
+from automations.metrics.tracecontext import trace_bind
 from automations.models import ReviewTask, Run
 from automations.providers import provider_for
 from automations.providers.base import ProviderResult
@@ -67,7 +68,10 @@ def run_decide(*, run_id: int, actor: str) -> Decided | None:
     this call leaves it alone, so a twin delivery never calls the model twice.
     """
     run = Run.objects.select_related("event", "automation").filter(pk=run_id).first()
-    if run is None or not _take(run, actor):
+    if run is None:
+        return None
+    trace_bind(trace_id=run.trace_id, run_id=run.pk)
+    if not _take(run, actor):
         return None
     automation = run.automation
     automation_config_attach(automation)  # intents, rules, segment policies

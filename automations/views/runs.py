@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from automations.metrics.tracecontext import trace_bind
 from automations.selectors import RUN_LIST_LIMIT, run_for_page, runs_visible_to
 from catalog.models import Role
 from catalog.selectors import has_role, reviewable_automations
@@ -23,6 +24,7 @@ from .run_page import run_overdue, run_page
 @require_GET
 def run_detail(request, pk: int):
     run = run_for_page(pk, request.user)
+    trace_bind(trace_id=run.trace_id, run_id=run.pk)  # what this request logs joins the run's
     # The review task's page is for those who work the automation's queue.
     may_review = (
         hasattr(run, "review_task")

@@ -190,6 +190,19 @@ def test_command_writes_jsonl_to_stdout(triage):
     assert "exported 2 labels" in err.getvalue()
 
 
+def test_command_says_how_far_a_long_export_got_on_stderr(triage, tmp_path, monkeypatch):
+    monkeypatch.setattr("automations.management.commands.export_labels.PROGRESS_EVERY_SECONDS", 0)
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command(
+        "export_labels", "--automation", triage.slug, "--format", "csv", stdout=out, stderr=err
+    )
+
+    progress = [line for line in err.getvalue().splitlines() if line.startswith("exporting:")]
+    assert progress[-1] == "exporting: 5 lines written so far"  # the header and 4 labels
+    assert "exporting" not in out.getvalue()
+
+
 def test_command_writes_csv_to_a_file_with_since(triage, tmp_path):
     Label.objects.filter(outcome="accepted").update(created_at=timezone.now() - timedelta(days=30))
     target = tmp_path / "labels.csv"

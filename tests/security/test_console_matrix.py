@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from automations.metrics.models import RollupRebuild
 from automations.models import Action, Event, Label, ReviewTask, Run, RunTransition
 from catalog.models import (
     AuditSample,
@@ -149,6 +150,28 @@ CONSOLE_POSTS = {
 # The what-if preview and the transaction diagram read what the automation page shows.
 CONSOLE["automation_whatif"] = CONSOLE["automation_detail"]
 CONSOLE["automation_diagram"] = CONSOLE["automation_detail"]
+# Dashboards: as the automation pages (the overview adds up what the user may see); only
+# admins rebuild the rollups and follow the rebuild.
+CONSOLE["metrics:overview"] = {**CONSOLE["home"]}
+CONSOLE["metrics:automation"] = {**CONSOLE["automation_detail"]}
+CONSOLE["metrics:rebuild"] = {
+    "method": "POST",
+    "anonymous": LOGIN,
+    "staff": 403,
+    "reviewer": 403,
+    "owner": 403,
+    "compliance": 403,
+    "admin": 302,  # back to the overview, the rebuild under way
+}
+CONSOLE["metrics:rebuild_progress"] = {
+    "method": "GET",
+    "anonymous": LOGIN,
+    "staff": 403,
+    "reviewer": 403,
+    "owner": 403,
+    "compliance": 403,
+    "admin": 200,
+}
 # Compliance pages (contracts §2: compliance reads everything and records audit verdicts):
 # compliance staff and admins only. The POST-only ones answer GET with 405 to them.
 AUDIT_READ = {"samples", "sample_new", "sample", "report", "report_csv", "report_json"}
@@ -178,6 +201,7 @@ NOT_ROLE_SCOPED = {
     "landing": "only redirects a user who just logged in to their first page (tested apart)",
     "demo_hooks": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
     "demo_hook_receive": "the demo's own webhook receiver, off unless HANDRAIL_DEMO_RECEIVER",
+    "metrics": "a bearer token, not a session (tests/automations/test_metrics_endpoint.py)",
 }
 # The API answers to tokens only (below); the schema and docs are public.
 API = {"api:event-ingest", "api:run-detail", "api:openapi-json", "api:openapi-view", "api:api-root"}
@@ -204,12 +228,16 @@ def console_url_names(patterns=None, namespace="") -> set[str]:
 def variants(name: str, role: str) -> list[str | None]:
     if name in ("home", "review:home", "run_list") or name.startswith("audit:"):
         return [None]
+    if name in ("metrics:overview", "metrics:rebuild", "metrics:rebuild_progress"):
+        return [None]
     return ["mine", "theirs"] if role in ("owner", "reviewer") else ["theirs"]
 
 
 def url_of(world, name: str, variant: str | None) -> str:
     if name.startswith("audit:"):
         return reverse(name, args=audit_args(name))
+    if name == "metrics:rebuild_progress":
+        return reverse(name, args=[RollupRebuild.objects.get_or_create(total=1, done=1)[0].pk])
     if variant is None:
         return reverse(name)
     if name in ("review:task", "review:decide"):

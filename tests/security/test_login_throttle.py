@@ -35,7 +35,8 @@ def clock(monkeypatch):
     """Throttling's idea of now, moved by hand (axes stamps each request with it)."""
 
     class Clock:
-        now = timezone.now().replace(microsecond=0)
+        # Mid-morning, so that a lock-out ends the same day (the message then shows no date).
+        now = timezone.now().replace(hour=10, minute=0, second=0, microsecond=0)
 
         def advance(self, delta: timedelta) -> None:
             self.now += delta
@@ -267,3 +268,14 @@ def test_a_lock_out_outside_the_login_views_still_gets_the_login_page(client, ra
     assert LOCKED_OUT in html
     assert "<h1>Log in to Handrail</h1>" in html
     assert 'value="ravi"' in html
+
+
+def test_a_lock_out_ending_tomorrow_names_the_day(client, ravi, limit, cool_off, clock):
+    clock.now = clock.now.replace(hour=23, minute=55)
+    for _ in range(limit):
+        log_in(client, "ravi", "guess")
+
+    response = log_in(client, "ravi", PASSWORD)
+
+    ends = timezone.localtime(clock.now + cool_off).replace(second=0) + timedelta(minutes=1)
+    assert f"locked until {dateformat.format(ends, 'Y-m-d H:i T')}" in response.content.decode()

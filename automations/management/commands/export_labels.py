@@ -3,17 +3,22 @@
 Writes the automation's review labels as OpenAI fine-tuning chat JSONL (one
 example per line; rejected and discarded labels are left out because there is
 no correct answer to teach) or as CSV (every label). PII is redacted for
-confidential and restricted automations. Standard output unless --output.
+confidential and restricted automations. Standard output unless --output;
+progress and the final count go to standard error.
 """
 
 import os
 import sys
+import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from automations.services.labels import FORMATS, labels_export
 from catalog.models import Automation
+
+# A long export says how far it got (on stderr, so that stdout stays the export).
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 def _parse_date(value: str) -> date:
@@ -56,10 +61,13 @@ class Command(BaseCommand):
             count = max(0, count - 1)  # the header is not a label
         self.stderr.write(f"exported {count} labels of {found.slug} ({fmt})")
 
-    @staticmethod
-    def _write(lines, write) -> int:
-        count = 0
+    def _write(self, lines, write) -> int:
+        """Write every line; say how far it got on stderr, at most once a second."""
+        count, shown = 0, time.monotonic()
         for line in lines:
             write(line)
             count += 1
+            if time.monotonic() - shown >= PROGRESS_EVERY_SECONDS:
+                shown = time.monotonic()
+                self.stderr.write(f"exporting: {count:,} lines written so far")
         return count
