@@ -32,7 +32,9 @@ def cool_off(settings) -> timedelta:
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Throttling's idea of now, moved by hand (axes stamps each request with it)."""
+    """Throttling's idea of now, moved by hand. Axes stamps each request with it, but a new
+    attempt row takes its time from the model field's auto_now_add: both must read the clock,
+    or a row stamped with the real time reads as expired whenever the clock runs ahead."""
 
     class Clock:
         # Mid-morning, so that a lock-out ends the same day (the message then shows no date).
@@ -43,6 +45,7 @@ def clock(monkeypatch):
 
     clock = Clock()
     monkeypatch.setattr("axes.handlers.proxy.now", lambda: clock.now)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: clock.now)
     return clock
 
 
