@@ -5,7 +5,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/claims.py [--tasks 1000000] [--automations 20] \\
         [--reviewers 32] [--seconds 20] [--processes 2] [--stretch 10] \\
-        [--rate 0] [--mode services|sql|bare] [--reuse]
+        [--rate 0] [--mode services|bare] [--reuse]
 
 It creates (drops first) its own database `handrail_bench_claims` on the
 server of DATABASE_URL (`--db-name` to change), migrates it, bulk-loads
@@ -20,12 +20,11 @@ Each reviewer works one of its queues for a stretch of `--stretch` tasks
 rejecting 20 %. Within a stretch each decision claims the next task in the
 same call, as the console's submit does; `--stretch 1` claims and decides
 separately every time. `--mode services` (the default) calls the real
-services: `review_claim_next` (one statement on PostgreSQL),
-`review_decide_and_claim_next` (a read, then one statement that closes the
-task, stores the Label, moves the run, records its transition and claims the
-next task) and `review_decide`; execution is not enqueued (the Celery hop is
-not part of this benchmark). `--mode sql` sends the services' own statements
-straight through psycopg, which shows what Django costs; `--mode bare` runs
+services: `review_claim_next` (the task chosen with SKIP LOCKED and
+claimed in one short transaction), `review_decide_and_claim_next` (in one
+transaction: close the task, store the Label, move the run through
+`run_transition`, claim the next task) and `review_decide`; execution is not
+enqueued (the Celery hop is not part of this benchmark). `--mode bare` runs
 the bare claim (`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
 RETURNING`) and a one-statement decision without Label or run, the ceiling
 to compare with.
@@ -108,7 +107,7 @@ def parse_args() -> argparse.Namespace:
         default=0.0,
         help="offered claims/s over all reviewers, each on its own schedule (0: back to back)",
     )
-    parser.add_argument("--mode", choices=("services", "sql", "bare"), default="services")
+    parser.add_argument("--mode", choices=("services", "bare"), default="services")
     parser.add_argument("--db-name", default="handrail_bench_claims")
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
     return parser.parse_args()
@@ -126,8 +125,10 @@ def database_create(admin_url: str, db_name: str, reuse: bool) -> bool:
     return True
 
 
-def django_setup(url: str) -> None:
+def django_setup(url: str, threads: int = 1) -> None:
     os.environ["DATABASE_URL"] = url
+    # Every reviewer thread holds a pooled connection for its whole run.
+    os.environ["HANDRAIL_DB_POOL_SIZE"] = str(threads + 2)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
     os.environ.pop("REDIS_URL", None)
     import django
@@ -136,7 +137,12 @@ def django_setup(url: str) -> None:
     # Execution is a Celery hop outside this benchmark: approved runs stay `approved`.
     from automations.services import dispatch
 
-    dispatch.enqueue_execute = lambda run_id, countdown=0: None
+    dispatch.enqueue_execute = lambda run_id, countdown=0, priority=None: None
+    # So is chaining the trail: beat's sequencer does it apart, not each decision's commit
+    # (without Redis the app would chain in process, as the demo does).
+    from catalog.audit import trail
+
+    trail._in_process = lambda: False
 
 
 def catalog_load(args) -> tuple[list[int], dict[int, list[int]]]:
@@ -202,9 +208,10 @@ def tasks_load(count: int, automation_ids: list[int]) -> float:
             FROM generate_series(1, {count}) AS i""")
         cursor.execute(f"""
             INSERT INTO automations_run (id, event_id, automation_id, segment, state, trace_id,
-                effective_mode, proposed_intent, decided_by, reason, created_at, updated_at)
+                effective_mode, proposed_intent, decided_by, reason, created_at, updated_at,
+                held_by, verdicts)
             SELECT i, i, {pick}, '', 'awaiting_review', md5(i::text), 'approve', {proposed},
-                '', 'mode approve', {created}, {created}
+                '', 'mode approve', {created}, {created}, '', '[]'::jsonb
             FROM generate_series(1, {count}) AS i""")
         cursor.execute(f"""
             INSERT INTO automations_reviewtask (id, run_id, automation_id, kind, reason, state,
@@ -250,12 +257,14 @@ def vacuum_analyze() -> None:
 
 def claim_plan(automation_id: int) -> str:
     """EXPLAIN of the service's claim query, to show it walks the partial index."""
+    from django.db import transaction
     from django.utils import timezone
 
     from automations.services.reviews import claimable_tasks
 
     query = claimable_tasks(automation_id, timezone.now()).order_by("created_at", "id")[:1]
-    return query.select_for_update(skip_locked=True).explain()
+    with transaction.atomic():
+        return query.select_for_update(skip_locked=True).explain()
 
 
 class ServicesReviewer:
@@ -302,92 +311,6 @@ class ServicesReviewer:
         connection.close()
 
 
-# The statements the services issue, written out for psycopg (no ORM on the client).
-SQL_ALLOWED = """
-SELECT 1 FROM catalog_automation_reviewers
-WHERE automation_id = %(automation)s AND user_id = %(user)s"""
-
-
-class SqlReviewer:
-    """The services' statements, same order and transactions, sent straight through psycopg."""
-
-    def __init__(self, user_id: int, url: str):
-        import psycopg
-
-        self.user_id = user_id
-        self.conn = psycopg.connect(url, autocommit=True)
-        sql = "SELECT username FROM auth_user WHERE id = %s"
-        self.actor = "user:" + self.conn.execute(sql, [user_id]).fetchone()[0]
-
-    def claim(self, automation_id: int) -> int | None:
-        from datetime import UTC, datetime, timedelta
-
-        from automations.services.review_statements import CLAIM_SQL
-
-        now = datetime.now(UTC)
-        args = {"user": self.user_id, "automation": automation_id, "now": now}
-        row = self.conn.execute(CLAIM_SQL, {**args, "until": now + timedelta(seconds=600)})
-        row = row.fetchone()
-        if row is None and self.conn.execute(SQL_ALLOWED, args).fetchone() is None:
-            raise PermissionError("not a reviewer of this automation")
-        return row[1] if row else None  # (decided, id, ...)
-
-    def decide(self, task_id: int, approve: bool, reason: str) -> None:
-        self._decide(task_id, approve, reason, claim_next=False)
-
-    def decide_and_next(self, task_id: int, approve: bool, reason: str) -> int | None:
-        return self._decide(task_id, approve, reason, claim_next=True)
-
-    def _decide(self, task_id: int, approve: bool, reason: str, claim_next: bool) -> int | None:
-        import json
-        from datetime import UTC, datetime, timedelta
-
-        from automations.services import review_statements as sql
-        from automations.services.reviews import arguments_errors
-
-        now = datetime.now(UTC)
-        row = self.conn.execute(sql.DECIDE_READ_SQL, {"task": task_id, "user": self.user_id})
-        state, _, holder, until, _, automation_id, run_id, proposed, allowed, schema = (
-            row.fetchone()
-        )
-        if not allowed or state != "claimed" or holder != self.user_id or until <= now:
-            raise RuntimeError(f"task {task_id} was no longer ours to decide")
-        final = None
-        if approve:
-            if arguments_errors(schema, proposed["arguments"]):
-                raise RuntimeError("invalid arguments")
-            final = {"intent": proposed["intent"], "arguments": proposed["arguments"]}
-        outcome, to = ("accepted", "approved") if approve else ("rejected", "rejected")
-        why = f"review: {outcome}" + ("" if approve else f" ({reason})")
-        params = {
-            "task": task_id,
-            "run": run_id,
-            "user": self.user_id,
-            "now": now,
-            "outcome": outcome,
-            "reject_reason": "" if approve else reason,
-            "note": "",
-            "model_intent": json.dumps(proposed),
-            "final": json.dumps(final) if final else None,
-            "diff": "[]",
-            "from_state": "awaiting_review",
-            "to_state": to,
-            "actor": self.actor,
-            "reason": why,
-        }
-        if claim_next:
-            until = now + timedelta(seconds=600)
-            params |= {"automation": automation_id, "until": until}
-        statement = sql.DECIDE_AND_CLAIM_SQL if claim_next else sql.DECIDE_WRITE_SQL
-        rows = self.conn.execute(statement, params).fetchall()
-        if not rows or not rows[0][0]:
-            raise RuntimeError(f"task {task_id} was no longer ours to decide")
-        return rows[1][1] if len(rows) > 1 else None
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 SQL_BARE_CLAIM = """
 UPDATE automations_reviewtask SET state = 'claimed', claimed_by_id = %(user)s,
     claimed_at = now(), lease_expires_at = now() + interval '600 seconds'
@@ -406,8 +329,17 @@ WHERE id = %(task)s AND state = 'claimed' AND claimed_by_id = %(user)s
 RETURNING automation_id"""
 
 
-class BareReviewer(SqlReviewer):
+class BareReviewer:
     """The ceiling: one-statement claim and one-statement decision (no Label, run untouched)."""
+
+    def __init__(self, user_id: int, url: str):
+        import psycopg
+
+        self.user_id = user_id
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def close(self) -> None:
+        self.conn.close()
 
     def claim(self, automation_id: int) -> int | None:
         with self.conn.transaction():
@@ -435,7 +367,7 @@ class BareReviewer(SqlReviewer):
             return row[0] if row else None
 
 
-REVIEWERS = {"services": ServicesReviewer, "sql": SqlReviewer, "bare": BareReviewer}
+REVIEWERS = {"services": ServicesReviewer, "bare": BareReviewer}
 
 
 def reviewer_loop(user_id, automation_ids, url, deadline, measure_from, out, errors):
@@ -571,7 +503,7 @@ def main() -> None:
     MODE = args.mode
     url, admin_url = bench_database_urls(args.db_name)
     fresh = database_create(admin_url, args.db_name, args.reuse)
-    django_setup(url)
+    django_setup(url, threads=-(-args.reviewers // args.processes))
     from django.core.management import call_command
     from django.db import connections
 
@@ -588,6 +520,8 @@ def main() -> None:
     print(f"vacuum analyze {time.perf_counter() - started:.1f} s")
     print("claim plan:\n  " + claim_plan(automation_ids[0]).replace("\n", "\n  "))
     connections.close_all()
+    # A pool's open sockets must not cross the fork: each child opens its own.
+    connections["default"].close_pool()
 
     reviewers = list(own.items())
     shares = [reviewers[n :: args.processes] for n in range(args.processes)]
