@@ -8,6 +8,7 @@ from django.db import models, transaction
 
 from catalog.models import Automation, DoNotAutomateRule, Intent, SegmentPolicy
 
+from .promotions import OVERRIDDEN, promotions_check
 from .validate import catalog_validate
 
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
@@ -44,20 +45,31 @@ class Change:
         return instance
 
 
-def load_catalog(document, *, source: str, reason: str | None = None, user=None) -> LoadReport:
+def load_catalog(
+    document,
+    *,
+    source: str,
+    reason: str | None = None,
+    user=None,
+    override_evidence: bool = False,
+) -> LoadReport:
     """Validate the whole document, then apply all of it in one transaction, or nothing.
 
     Raises CatalogInvalid (every problem, with its path) and writes nothing if
-    any part is wrong. Loading the same document twice changes nothing and
-    records no history the second time.
+    any part is wrong, a promotion to autonomous without its evidence included
+    (unless an admin `user` overrides it). Loading the same document twice
+    changes nothing and records no history the second time.
     """
-    change = Change(reason=reason_text(reason or f"loaded from {source}"), user=user)
+    reason = reason or f"loaded from {source}"
     report = LoadReport()
     with transaction.atomic():
         specs = catalog_validate(document)
         users = users_by_name(specs)
         slugs = [spec["slug"] for spec in specs]
         current = {a.slug: a for a in Automation.objects.select_for_update().filter(slug__in=slugs)}
+        if promotions_check(specs, current, user=user, override_evidence=override_evidence):
+            reason = reason[: REASON_MAX_LENGTH - len(OVERRIDDEN)] + OVERRIDDEN
+        change = Change(reason=reason_text(reason), user=user)
         for spec in specs:
             outcome = automation_apply(
                 spec=spec, automation=current.get(spec["slug"]), users=users, change=change

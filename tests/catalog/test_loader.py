@@ -531,7 +531,7 @@ def test_reordering_intents_moves_their_positions(people):
 def test_prompt_version_moves_with_instructions_and_intents_only(people):
     load_catalog(example(), source="v1.yaml")
     document = example()
-    _first(document)["mode"] = "autonomous"
+    _first(document)["mode"] = "suggest"
     load_catalog(document, source="v2.yaml")
     assert Automation.objects.get().prompt_version == 1
 

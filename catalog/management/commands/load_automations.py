@@ -19,6 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("file", metavar="FILE", help="YAML or JSON file, or - for stdin")
         parser.add_argument("--reason", help='change reason (default: "loaded from FILE")')
         parser.add_argument("--user", metavar="USERNAME", help="who the history records")
+        parser.add_argument(
+            "--override-evidence",
+            action="store_true",
+            help="An admin (--user) promotes to autonomous without the evidence or checklist.",
+        )
 
     def handle(self, *args, **options):
         path = options["file"]
@@ -26,7 +31,11 @@ class Command(BaseCommand):
         user = user_named(options["user"]) if options["user"] else None
         try:
             report = load_catalog(
-                parse_catalog(text), source=path, reason=options["reason"], user=user
+                parse_catalog(text),
+                source=path,
+                reason=options["reason"],
+                user=user,
+                override_evidence=options["override_evidence"],
             )
         except CatalogInvalid as invalid:
             for message in invalid.errors:
