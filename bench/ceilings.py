@@ -38,7 +38,7 @@ What it measures, each against the reference figure:
 Each line gives the ratio to the reference, >1 meaning faster (for
 latencies reference/ours); the summary is the geometric mean per system.
 
-Results: see the README's benchmark table.
+Results: bench/README.md.
 """
 
 import argparse

@@ -71,7 +71,7 @@ keeps the model's default latency budget (8 s) and the adapter's default
 timeout (10 s): with holds renewed while the work goes on, they no longer
 bear on how soon a killed worker's run is taken over.
 
-Results on the 2-core development machine: see README's benchmark table.
+Results on the 2-core development machine: bench/README.md.
 """
 
 import argparse
