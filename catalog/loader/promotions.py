@@ -3,7 +3,9 @@
 The same evidence and readiness rule as the console and the command line: a
 file that moves an automation, or one segment, to autonomous without them is
 refused whole, one line per missing item at the mode's path. An admin may load
-it anyway with the override, recorded in the change reason.
+it anyway with the override, recorded in the change reason. The checklist is
+judged as stored before the load, as set_mode judges it: a file that writes it
+promotes on the next load.
 """
 
 from catalog.governance.changes import promotion_missing
