@@ -13,7 +13,7 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from automations.services.labels import labels_export
+from automations.services.labels import labels_count, labels_export
 
 from .governance.readiness import readiness_checklist
 from .history import configuration_history
@@ -62,6 +62,7 @@ LABEL_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
 }
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+ROWS_HEADER = "X-Handrail-Rows"
 
 
 def _since(value: str) -> date | None:
@@ -90,6 +91,8 @@ def automation_labels(request, slug: str, fmt: str):
     content_type, extension = LABEL_FORMATS[fmt]
     lines = labels_export(automation=automation, since=since, fmt=fmt)
     response = StreamingHttpResponse(lines, content_type=content_type)
+    # The page's progress bar counts the lines that arrive against this (static/js/downloads.js).
+    response[ROWS_HEADER] = str(labels_count(automation=automation, since=since, fmt=fmt))
     suffix = f"-since-{since.isoformat()}" if since else ""
     filename = f"{automation.slug}-labels{suffix}.{extension}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

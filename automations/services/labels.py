@@ -68,21 +68,31 @@ def labels_export(
     line; "csv": a header, then one row per label. Raises ValueError for an
     unknown format before yielding anything.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    labels = Label.objects.filter(automation=automation)
-    start = _since_start(since)
-    if start is not None:
-        labels = labels.filter(created_at__gte=start)
-    labels = labels.order_by("created_at", "id")
+    labels = _exported(automation=automation, since=since, fmt=fmt).order_by("created_at", "id")
     redact = _redactor(automation)
     if fmt == "openai-chat":
         return _chat_lines(automation, labels, redact)
     return _csv_lines(labels, redact)
 
 
+def labels_count(*, automation: Automation, since: date | datetime | None = None, fmt: str) -> int:
+    """How many labels labels_export writes for these arguments: a line each, CSV header aside."""
+    return _exported(automation=automation, since=since, fmt=fmt).count()
+
+
+def _exported(*, automation: Automation, since: date | datetime | None, fmt: str):
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    labels = Label.objects.filter(automation=automation)
+    start = _since_start(since)
+    if start is not None:
+        labels = labels.filter(created_at__gte=start)
+    if fmt == "openai-chat":  # fine-tuning wants an answer: no rejections, no discarded drafts
+        labels = labels.exclude(outcome__in=NO_ANSWER_OUTCOMES).filter(final_intent__isnull=False)
+    return labels
+
+
 def _chat_lines(automation: Automation, labels, redact) -> Iterator[str]:
-    labels = labels.exclude(outcome__in=NO_ANSWER_OUTCOMES).filter(final_intent__isnull=False)
     for label in labels.select_related("run__event").iterator(chunk_size=1000):
         document = redact(event_document(label.run.event))
         final = redact(label.final_intent)

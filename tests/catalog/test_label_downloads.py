@@ -141,6 +141,22 @@ def test_since_leaves_out_older_labels(client, owner, labelled):
     assert f"since-{since}" in response["Content-Disposition"]
 
 
+def test_each_download_says_how_many_labels_it_holds_for_the_progress_bar(client, owner, labelled):
+    Label.objects.filter(outcome="edited").update(created_at=timezone.now() - timedelta(days=10))
+    client.force_login(owner)
+    since = (timezone.localdate() - timedelta(days=1)).isoformat()
+
+    for url, query, lines in [
+        (jsonl_url(), {}, 1),  # the rejection has no answer to train on
+        (csv_url(), {}, 2),
+        (csv_url(), {"since": since}, 1),
+        (jsonl_url(), {"since": since}, 0),
+    ]:
+        response = client.get(url, query)
+        written = len(body(response).splitlines()) - (url == csv_url())
+        assert response["X-Handrail-Rows"] == str(written) == str(lines)
+
+
 @pytest.mark.parametrize(
     "since", ["yesterday", "2025-02-30", "2025-1-5", "20250105", "2025-01-05T00:00"]
 )
