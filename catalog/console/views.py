@@ -50,6 +50,22 @@ def _common(request, automation, here: str) -> dict:
     }
 
 
+def _submit(form, write) -> tuple[int, object]:
+    """Validate `form`, then `write(cleaned_data)`: (200, what it returned) once written.
+
+    422 when the form is invalid; 409 when the change is refused, its lines then
+    the form's errors.
+    """
+    if not form.is_valid():
+        return 422, None
+    try:
+        return 200, write(form.cleaned_data)
+    except GovernanceRefused as refusal:
+        for line in refusal.lines:
+            form.add_error(None, line)
+        return 409, None
+
+
 # Settings.
 
 
@@ -92,26 +108,21 @@ def automation_segments(request, slug: str):
     form = SegmentForm(request.POST or None, automation=automation, initial={"enabled": True})
     status = 200
     if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                policy = segment_policy_add(
-                    automation=automation,
-                    key=data["key"],
-                    enabled=data["enabled"],
-                    mode=data["mode"],
-                    reason=data["change_reason"],
-                    by=request.user,
-                    override_evidence=data["override_evidence"],
-                )
-            except GovernanceRefused as refusal:
-                status = 409
-                for line in refusal.lines:
-                    form.add_error(None, line)
-            else:
-                messages.success(request, f"Added the policy of segment {policy.key}.")
-                return _see_other(_page("automation_segments", automation))
+        status, policy = _submit(
+            form,
+            lambda data: segment_policy_add(
+                automation=automation,
+                key=data["key"],
+                enabled=data["enabled"],
+                mode=data["mode"],
+                reason=data["change_reason"],
+                by=request.user,
+                override_evidence=data["override_evidence"],
+            ),
+        )
+        if status == 200:
+            messages.success(request, f"Added the policy of segment {policy.key}.")
+            return _see_other(_page("automation_segments", automation))
     context = {
         **_common(request, automation, "segments"),
         "form": form,
@@ -130,26 +141,21 @@ def automation_segment(request, slug: str, key: str):
     form = SegmentForm(request.POST or None, automation=automation, policy=policy, initial=initial)
     status = 200
     if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                changed = segment_policy_edit(
-                    policy=policy,
-                    enabled=data["enabled"],
-                    mode=data["mode"],
-                    reason=data["change_reason"],
-                    by=request.user,
-                    override_evidence=data["override_evidence"],
-                )
-            except GovernanceRefused as refusal:
-                status = 409
-                for line in refusal.lines:
-                    form.add_error(None, line)
-            else:
-                note = f"Saved segment {key}." if changed else f"Segment {key} was already so."
-                messages.success(request, note)
-                return _see_other(_page("automation_segments", automation))
+        status, changed = _submit(
+            form,
+            lambda data: segment_policy_edit(
+                policy=policy,
+                enabled=data["enabled"],
+                mode=data["mode"],
+                reason=data["change_reason"],
+                by=request.user,
+                override_evidence=data["override_evidence"],
+            ),
+        )
+        if status == 200:
+            note = f"Saved segment {key}." if changed else f"Segment {key} was already so."
+            messages.success(request, note)
+            return _see_other(_page("automation_segments", automation))
     return _segment_page(request, automation, policy, form, ReasonForm(prefix="remove"), status)
 
 
@@ -159,19 +165,15 @@ def automation_segment_remove(request, slug: str, key: str):
     automation = automation_managed(request.user, slug)
     policy = get_object_or_404(SegmentPolicy, automation=automation, key=key)
     form = ReasonForm(request.POST, prefix="remove")
-    status = 422
-    if form.is_valid():
-        try:
-            segment_policy_remove(
-                policy=policy, reason=form.cleaned_data["change_reason"], by=request.user
-            )
-        except GovernanceRefused as refusal:
-            status = 409
-            for line in refusal.lines:
-                form.add_error(None, line)
-        else:
-            messages.success(request, f"Removed the policy of segment {key}.")
-            return _see_other(_page("automation_segments", automation))
+    status, _ = _submit(
+        form,
+        lambda data: segment_policy_remove(
+            policy=policy, reason=data["change_reason"], by=request.user
+        ),
+    )
+    if status == 200:
+        messages.success(request, f"Removed the policy of segment {key}.")
+        return _see_other(_page("automation_segments", automation))
     initial = {"enabled": policy.enabled, "mode": policy.mode}
     edit = SegmentForm(automation=automation, policy=policy, initial=initial)
     return _segment_page(request, automation, policy, edit, form, status)

@@ -1,17 +1,10 @@
-/* Audit item keyboard shortcuts, in the manner of review-keys.js. Plain JS, no framework.
- *
- * One listener on document: panels that htmx swaps in need no set-up. Keys act by
- * clicking the buttons and links a mouse would, so htmx (or, without it, the browser)
- * does the rest and the clicked button's name=value travels with its form.
- */
+/* Audit item keyboard shortcuts, on shortcuts.js (loaded first). Plain JS, no framework. */
 (function () {
   "use strict";
 
-  function isTyping(el) {
-    if (!el || !el.tagName) return false;
-    var tag = el.tagName;
-    return tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || el.isContentEditable;
-  }
+  var shortcuts = window.handrailShortcuts;
+  var click = shortcuts.click;
+  var focus = shortcuts.focus;
 
   function scope() {
     return document.getElementById("audit-panel") || document;
@@ -20,18 +13,6 @@
   function find(selector) {
     var el = scope().querySelector(selector);
     return el && !el.disabled ? el : null;
-  }
-
-  function click(el) {
-    if (!el) return false;
-    el.click();
-    return true;
-  }
-
-  function focus(el) {
-    if (!el) return false;
-    el.focus();
-    return true;
   }
 
   function onFieldKey(event, field) {
@@ -67,33 +48,11 @@
       case "p":
         return click(find('a[data-key="previous"]'));
       case "?":
-        document.documentElement.classList.toggle("show-shortcut-help");
-        return true;
+        return shortcuts.toggleHelp();
       default:
         return false;
     }
   }
 
-  document.addEventListener("keydown", function (event) {
-    if (event.defaultPrevented || event.altKey || event.isComposing) return;
-    var target = event.target;
-    var handled = isTyping(target)
-      ? onFieldKey(event, target)
-      : !event.ctrlKey && !event.metaKey && onPageKey(event);
-    if (handled) event.preventDefault();
-  });
-
-  // A swapped-in panel takes the focus, so the next key acts on the new item at once;
-  // one sent back with errors puts the focus on the first field to fix instead.
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var swapped = event.target;
-    if (!swapped || swapped.id !== "audit-panel") return;
-    var invalid = swapped.querySelector('[aria-invalid="true"]');
-    if (invalid) {
-      invalid.focus();
-    } else {
-      swapped.focus({ preventScroll: true });
-      window.scrollTo(0, 0);
-    }
-  });
+  shortcuts.install("audit-panel", onFieldKey, onPageKey);
 })();

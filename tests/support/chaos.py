@@ -34,6 +34,7 @@ import math
 import statistics
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -392,13 +393,14 @@ class Watch:
 
 
 @dataclass
-class Fault:
+class Fault(ABC):
     """Something that goes wrong once the flow has had `at` (0-1) of its events acknowledged."""
 
     at: float
 
+    @abstractmethod
     def fire(self, context: ExperimentContext) -> None:
-        raise NotImplementedError
+        """Make it go wrong (each kind of fault says how)."""
 
 
 @dataclass
