@@ -256,15 +256,16 @@ def vacuum_analyze() -> None:
 
 
 def claim_plan(automation_id: int) -> str:
-    """EXPLAIN of the service's claim query, to show it walks the partial index."""
-    from django.db import transaction
+    """EXPLAIN of the service's claim statement, to show it walks the partial index."""
+    from django.db import connection
     from django.utils import timezone
 
-    from automations.services.reviews import claimable_tasks
+    from automations.services.reviews import claim_statement
 
-    query = claimable_tasks(automation_id, timezone.now()).order_by("created_at", "id")[:1]
-    with transaction.atomic():
-        return query.select_for_update(skip_locked=True).explain()
+    sql, params = claim_statement(user_id=0, automation_id=automation_id, now=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 class ServicesReviewer:

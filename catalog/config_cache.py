@@ -4,7 +4,8 @@ A decision needs its automation's intents, do-not-automate rules and segment
 policies: three queries, and the objects they make, on every decision, for
 rows that change rarely. Each process keeps the last set it read for
 HANDRAIL_CONFIG_CACHE_SECONDS (5 by default; 0 turns it off), so an edit of
-those rows reaches decisions within that time. The kill switches and modes
+those rows reaches decisions, and the schemas a reviewer's edits are checked
+against, within that time. The kill switches and modes
 never wait for it: a decision reads them afresh when it is recorded, and so
 does every action attempt (catalog/policy.py).
 """
@@ -38,6 +39,13 @@ def automation_config_attach(automation: Automation) -> None:
             now + seconds,
             {name: prefetched[name] for name in DECISION_RELATED},
         )
+
+
+def intent_schema(automation_id: int, name: str) -> dict | None:
+    """The arguments schema of the automation's intent `name`, None if it has no such intent."""
+    automation = Automation(pk=automation_id)
+    automation_config_attach(automation)
+    return next((i.arguments_schema for i in automation.intents.all() if i.name == name), None)
 
 
 def automation_config_forget() -> None:

@@ -40,13 +40,22 @@ def _insert_sql(model, columns: tuple[str, ...]) -> str:
 
 
 def rows_update(model, *, where: dict, values: dict) -> int:
-    """UPDATE the rows whose fields equal `where` to `values` (field names); how many moved."""
+    """UPDATE the rows whose fields equal `where` to `values`; how many moved.
+
+    Keys are field names, or attnames (`claimed_by_id`) to give a foreign key's value.
+    """
     connection = transaction.get_connection()
     meta = model._meta
     set_fields = [meta.get_field(name) for name in values]
     where_fields = [meta.get_field(name) for name in where]
-    params = [field.get_db_prep_save(values[field.name], connection) for field in set_fields]
-    params += [field.get_db_prep_value(where[field.name], connection) for field in where_fields]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(set_fields, values.values(), strict=True)
+    ]
+    params += [
+        field.get_db_prep_value(value, connection)
+        for field, value in zip(where_fields, where.values(), strict=True)
+    ]
     sql = _update_sql(
         model,
         tuple(field.column for field in set_fields),

@@ -17,8 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, JSONField, OuterRef, Q, Subquery
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
@@ -26,8 +25,10 @@ from automations.services import dispatch
 from automations.services.runs import run_transition
 from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
-from catalog.models import Automation, Intent, Role
+from catalog.config_cache import intent_schema
+from catalog.models import Automation, Role
 from catalog.selectors import has_role, reviewable_automations
+from reviewapp.rows import row_insert, rows_update
 
 REJECT_REASONS: list[tuple[str, str]] = [
     ("wrong_intent", "Wrong intent"),
@@ -72,11 +73,45 @@ def lease_duration() -> timedelta:
     return timedelta(seconds=settings.HANDRAIL_REVIEW_LEASE_SECONDS)
 
 
-def claimable_tasks(automation_id: int, now: datetime):
-    """Open tasks anyone may claim: pending, or claimed with a lapsed lease."""
-    return ReviewTask.objects.filter(automation_id=automation_id).filter(
-        Q(state=ReviewState.PENDING) | Q(state=ReviewState.CLAIMED, lease_expires_at__lt=now)
-    )
+# The claim in one statement: the oldest claimable task of the queue (pending, or claimed
+# with a lapsed lease), leased to the user. Concurrent claimers skip the rows the others
+# have locked (PostgreSQL; on SQLite the IMMEDIATE transaction serialises writers). Hand
+# SQL, the one place the reviews write it: through the ORM a claim was two statements
+# (the pick, then the update), both compiled on every claim (bench/claims-history.md).
+_CLAIM_SQL = """
+    UPDATE automations_reviewtask
+       SET state = %(claimed)s, claimed_by_id = %(user)s, claimed_at = %(now)s,
+           lease_expires_at = %(until)s
+     WHERE id = (
+        SELECT id FROM automations_reviewtask
+         WHERE automation_id = %(automation)s
+           AND (state = %(pending)s OR (state = %(claimed)s AND lease_expires_at < %(now)s))
+         ORDER BY created_at, id
+         LIMIT 1 {lock})
+    RETURNING *
+"""
+
+
+def claim_statement(*, user_id: int, automation_id: int, now: datetime) -> tuple[str, dict]:
+    """The claim's SQL and parameters for this database (bench/claims.py shows its plan)."""
+    connection = transaction.get_connection()
+    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    params = {
+        "user": user_id,
+        "now": now,
+        "until": now + lease_duration(),
+        "automation": automation_id,
+        "pending": ReviewState.PENDING,
+        "claimed": ReviewState.CLAIMED,
+    }
+    return _CLAIM_SQL.format(lock=lock), params
+
+
+def _claim_oldest(*, user: AbstractBaseUser, automation_id: int, now: datetime):
+    sql, params = claim_statement(user_id=user.pk, automation_id=automation_id, now=now)
+    # raw() turns the row into a ReviewTask with each field's own conversion (SQLite's dates).
+    claimed = list(ReviewTask.objects.raw(sql, params))
+    return claimed[0] if claimed else None
 
 
 def _held_if_allowed(
@@ -104,25 +139,20 @@ def _held_if_allowed(
     return None if rows[0] is None else ReviewTask.objects.get(pk=rows[0])
 
 
-def _claim(*, user: AbstractBaseUser, automation_id: int, now: datetime):
+def _claim(*, user: AbstractBaseUser, automation_id: int, now: datetime, checked: bool = False):
+    """The user's live claim on the queue, else the oldest claimable task leased to them.
+
+    `checked`: the caller has just checked that the user works this queue and
+    closed their claim on it in its transaction (a decision), so neither is looked up
+    again.
+    """
+    if checked:
+        return _claim_oldest(user=user, automation_id=automation_id, now=now)
     with transaction.atomic():
         held = _held_if_allowed(user=user, automation_id=automation_id, now=now)
         if held is not None:
             return held
-        task = (
-            claimable_tasks(automation_id, now)
-            .order_by("created_at", "id")
-            .select_for_update(skip_locked=True)
-            .first()
-        )
-        if task is None:
-            return None
-        task.state = ReviewState.CLAIMED
-        task.claimed_by = user
-        task.claimed_at = now
-        task.lease_expires_at = now + lease_duration()
-        task.save(update_fields=["state", "claimed_by", "claimed_at", "lease_expires_at"])
-    return task
+        return _claim_oldest(user=user, automation_id=automation_id, now=now)
 
 
 def review_claim_next(
@@ -226,7 +256,6 @@ class _OpenTask:
     automation_id: int
     kind: str
     proposed: dict  # the run's proposed intent ({} when the model proposed none)
-    proposed_schema: dict | None  # the proposed intent's arguments schema, read with the task
 
 
 def _final_intent(*, open_task: _OpenTask, intent: str | None, arguments) -> dict:
@@ -235,14 +264,7 @@ def _final_intent(*, open_task: _OpenTask, intent: str | None, arguments) -> dic
     name = intent or proposed.get("intent")
     if not name:
         raise ReviewInvalid({"intent": "the model proposed no intent: choose one"})
-    if name == proposed.get("intent") and open_task.proposed_schema is not None:
-        schema = open_task.proposed_schema  # the usual case: no query
-    else:
-        schema = (
-            Intent.objects.filter(automation_id=open_task.automation_id, name=name)
-            .values_list("arguments_schema", flat=True)
-            .first()
-        )
+    schema = intent_schema(open_task.automation_id, name)
     if schema is None:
         raise ReviewInvalid({"intent": f"{name!r} is not an intent of this automation"})
     if arguments is None:
@@ -268,23 +290,12 @@ def _check_holder(
 
 
 def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> ReviewTask:
-    """Lock the task row and check that `user` holds a live lease on it.
-
-    The same query reads the schema of the proposed intent, which the
-    decision validates against in the usual case.
-    """
+    """Lock the task row, with its run, and check that `user` holds a live lease on it."""
     allowed = reviewable_automations(user).filter(pk=OuterRef("automation_id"))
-    schema = Intent.objects.filter(
-        automation_id=OuterRef("automation_id"), name=OuterRef("proposed_name")
-    ).values("arguments_schema")[:1]
     task = (
         ReviewTask.objects.select_for_update(of=("self",))
         .select_related("run")
-        .annotate(
-            allowed=Exists(allowed),
-            proposed_name=KeyTextTransform("intent", "run__proposed_intent"),
-        )
-        .annotate(proposed_schema=Subquery(schema, output_field=JSONField()))
+        .annotate(allowed=Exists(allowed))
         .get(pk=task_id)
     )
     _check_holder(
@@ -401,7 +412,9 @@ def _decide(task_id: int, user, now: datetime, decision: _Decision, *, claim_nex
         decided = _decide_locked(task_id=task_id, user=user, now=now, decision=decision)
         following = None
         if claim_next:
-            following = _claim(user=user, automation_id=decided.automation_id, now=now)
+            following = _claim(
+                user=user, automation_id=decided.automation_id, now=now, checked=True
+            )
     return decided, following
 
 
@@ -410,41 +423,34 @@ def _run_reason(outcome: str, reject_reason: str) -> str:
 
 
 def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decision: _Decision):
-    with transaction.atomic():
-        task = _lock_open_task(task_id=task_id, user=user, now=now)
-        run = task.run
-        open_task = _OpenTask(
-            task_id=task.pk,
-            run_id=run.pk,
-            automation_id=task.automation_id,
-            kind=task.kind,
-            proposed=run.proposed_intent or {},
-            proposed_schema=task.proposed_schema,
-        )
-        outcome, final = _decision(open_task=open_task, decision=decision)
-        claimed_at = task.claimed_at or now
-        task.state = ReviewState.DONE
-        task.claimed_by = None
-        task.decided_by = user
-        task.decided_at = now
-        task.review_ms = max(0, int((now - claimed_at).total_seconds() * 1000))
-        task.outcome = outcome
-        task.reject_reason = decision.reject_reason if outcome == ReviewOutcome.REJECTED else ""
-        task.note = decision.note
-        task.save(
-            update_fields=[
-                "state",
-                "claimed_by",
-                "decided_by",
-                "decided_at",
-                "review_ms",
-                "outcome",
-                "reject_reason",
-                "note",
-            ]
-        )
-        diff = intent_diff(run.proposed_intent, final)
-        Label.objects.create(
+    """The decision's writes, in the caller's transaction."""
+    task = _lock_open_task(task_id=task_id, user=user, now=now)
+    run = task.run
+    open_task = _OpenTask(
+        task_id=task.pk,
+        run_id=run.pk,
+        automation_id=task.automation_id,
+        kind=task.kind,
+        proposed=run.proposed_intent or {},
+    )
+    outcome, final = _decision(open_task=open_task, decision=decision)
+    claimed_at = task.claimed_at or now
+    closed = {
+        "state": ReviewState.DONE,
+        "claimed_by_id": None,
+        "decided_by_id": user.pk,
+        "decided_at": now,
+        "review_ms": max(0, int((now - claimed_at).total_seconds() * 1000)),
+        "outcome": outcome,
+        "reject_reason": decision.reject_reason if outcome == ReviewOutcome.REJECTED else "",
+        "note": decision.note,
+    }
+    rows_update(ReviewTask, where={"id": task.pk}, values=closed)
+    for name, value in closed.items():
+        setattr(task, name, value)
+    diff = intent_diff(run.proposed_intent, final)
+    row_insert(
+        Label(
             review_task=task,
             run=run,
             automation_id=task.automation_id,
@@ -454,29 +460,30 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
             diff=diff,
             reviewer=user,
         )
-        trail_append(
-            kind="review",
-            automation_id=task.automation_id,
-            run_id=run.pk,
-            data={
-                "run": run.pk,
-                "task": task.pk,
-                "kind": task.kind,
-                "outcome": outcome,
-                "final_intent": final,
-                "diff": diff,
-                "reject_reason": task.reject_reason,
-                "note": task.note,
-                "review_ms": task.review_ms,
-                "by": user.get_username(),
-                "at": now,
-            },
-        )
-        reason = _run_reason(outcome, task.reject_reason)
-        try:
-            _move_run(run=run, user=user, outcome=outcome, final=final, reason=reason)
-        except IllegalTransition as exc:
-            raise RunNotAwaitingReview(
-                f"the run is {exc.from_state} now, no longer awaiting review"
-            ) from None
+    )
+    trail_append(
+        kind="review",
+        automation_id=task.automation_id,
+        run_id=run.pk,
+        data={
+            "run": run.pk,
+            "task": task.pk,
+            "kind": task.kind,
+            "outcome": outcome,
+            "final_intent": final,
+            "diff": diff,
+            "reject_reason": task.reject_reason,
+            "note": task.note,
+            "review_ms": task.review_ms,
+            "by": user.get_username(),
+            "at": now,
+        },
+    )
+    reason = _run_reason(outcome, task.reject_reason)
+    try:
+        _move_run(run=run, user=user, outcome=outcome, final=final, reason=reason)
+    except IllegalTransition as exc:
+        raise RunNotAwaitingReview(
+            f"the run is {exc.from_state} now, no longer awaiting review"
+        ) from None
     return task

@@ -25,6 +25,7 @@ from automations.services.reviews import (
     review_decide_and_claim_next,
     review_release,
 )
+from catalog.config_cache import intent_schema
 from tests.factories import (
     PROPOSED,
     AutomationFactory,
@@ -634,21 +635,26 @@ def test_task_detail_refuses_other_queues_and_unknown_ids(automation, reviewer):
 
 
 def test_claim_and_decide_take_a_fixed_number_of_queries(
-    automation, reviewer, enqueue_execute, django_assert_max_num_queries
+    automation, reviewer, enqueue_execute, django_assert_max_num_queries, settings
 ):
+    settings.HANDRAIL_CONFIG_CACHE_SECONDS = 60
     for _ in range(20):
         make_task(automation)
     review_queues_for(reviewer)  # loads the user's roles once, as a request would
+    intent_schema(automation.pk, "route_ticket")  # the intents, as a warm process has them
 
     # Inside the test's transaction each atomic block adds SAVEPOINT and RELEASE:
-    # claim = held-and-allowed, select for update, update; decide = lock, intent,
-    # task, label, run, transition.
-    with django_assert_max_num_queries(5):
+    # claim = held-and-allowed, the claim; decide = lock, task, label, trail entry,
+    # run, transition; the next claim in the same transaction.
+    with django_assert_max_num_queries(4):
         task = review_claim_next(user=reviewer, automation=automation)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(8):
         review_decide(
             task_id=task.pk,
             user=reviewer,
             action="approve",
             arguments={"team": "sales", "priority": "p1"},
         )
+    task = review_claim_next(user=reviewer, automation=automation)
+    with django_assert_max_num_queries(9):
+        review_decide_and_claim_next(task_id=task.pk, user=reviewer, action="approve")
