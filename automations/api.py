@@ -222,8 +222,8 @@ def _responses_doc(statuses) -> dict:
 def event_create(request: HttpRequest, slug: str):
     """Store the event once per idempotency key and answer with its run."""
     grant: TokenGrant = request.auth
-    token, automation = grant.token, grant.automation
-    if automation is None:
+    token = grant.token
+    if grant.automation_id is None:
         raise ApiError(404, "not_found", f"no automation {slug!r}")
     if not grant.allowed:
         raise ApiError(403, "forbidden", "this token is not allowed for this automation")
@@ -244,7 +244,7 @@ def event_create(request: HttpRequest, slug: str):
         raise ApiError(status, error.code, error.message, error.field) from None
     try:
         result = event_ingest(
-            automation=automation,
+            automation_id=grant.automation_id,
             idempotency_key=clean.idempotency_key,
             payload=clean.payload,
             raw_body=raw,

@@ -335,7 +335,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, HANDRAIL_MAX_EVENT_BYTES + 1)
 # `make demo` serves a webhook receiver at /demo/hooks/ (never in production).
 HANDRAIL_DEMO_RECEIVER = envbool("HANDRAIL_DEMO_RECEIVER", False)
 
-# Decisions: how long a worker keeps an automation's intents, rules and segment policies
+# Decisions: how long a worker keeps an automation, its intents, rules and segment policies
 # before reading them again (catalog/config_cache.py; switches and modes are always fresh).
 HANDRAIL_CONFIG_CACHE_SECONDS = envint("HANDRAIL_CONFIG_CACHE_SECONDS", 5)
 

@@ -36,7 +36,7 @@ from automations.services.runs import held_elsewhere, hold, run_take_over, run_t
 from automations.services.spend import model_call_record
 from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
-from catalog.config_cache import automation_config_attach
+from catalog.config_cache import automation_config
 from catalog.models import Automation, Intent
 from catalog.policy import policy_lock, policy_now
 
@@ -67,14 +67,14 @@ def run_decide(*, run_id: int, actor: str) -> Decided | None:
     (that worker was lost); before that another worker is deciding it, and
     this call leaves it alone, so a twin delivery never calls the model twice.
     """
-    run = Run.objects.select_related("event", "automation").filter(pk=run_id).first()
+    run = Run.objects.select_related("event").filter(pk=run_id).first()
     if run is None:
         return None
     trace_bind(trace_id=run.trace_id, run_id=run.pk)
+    # With its intents, rules and segment policies; its switches are read again to record.
+    run.automation = automation = automation_config(run.automation_id)
     if not _take(run, actor):
         return None
-    automation = run.automation
-    automation_config_attach(automation)  # intents, rules, segment policies
     ctx = GuardrailContext(automation=automation, run=run, document=event_document(run.event))
     checks = guardrails_run(stage="before", ctx=ctx)
     result = None

@@ -12,7 +12,7 @@ from automations.models import Event, Run
 from automations.services.dispatch import enqueue_decide
 from automations.services.runs import run_open
 from automations.states import RunState
-from catalog.models import ApiToken, Automation
+from catalog.models import ApiToken
 from reviewapp.rows import row_insert
 
 
@@ -42,7 +42,7 @@ def new_trace_id() -> str:
 
 def event_ingest(
     *,
-    automation: Automation,
+    automation_id: int,
     idempotency_key: str,
     payload: dict,
     raw_body: bytes,
@@ -68,7 +68,7 @@ def event_ingest(
         # A savepoint, so that a replay's IntegrityError leaves the caller's transaction usable.
         with transaction.atomic():
             event = Event(
-                automation=automation,
+                automation_id=automation_id,
                 idempotency_key=idempotency_key,
                 segment=segment,
                 source=source,
@@ -84,7 +84,7 @@ def event_ingest(
     except IntegrityError:
         # The unique key settles concurrent posts: the loser reads the winner's run.
         run = Run.objects.select_related("event").get(
-            event__automation=automation, event__idempotency_key=idempotency_key
+            event__automation_id=automation_id, event__idempotency_key=idempotency_key
         )
         if run.event.payload_sha256 != digest:
             raise IdempotencyConflict(run) from None

@@ -119,7 +119,7 @@ def received_run(automation, key: str) -> Run:
     """A run in `received`, stored without enqueueing its decision."""
     body = event_body(key)
     result = event_ingest(
-        automation=automation,
+        automation_id=automation.pk,
         idempotency_key=key,
         payload=body["payload"],
         raw_body=json.dumps(body).encode(),
@@ -296,7 +296,7 @@ def test_a_segment_switched_off_sends_nothing_that_starts_after_the_switch_commi
             body = event_body(f"switch-{n}")
             runs.append(
                 event_ingest(
-                    automation=automation,
+                    automation_id=automation.pk,
                     idempotency_key=body["idempotency_key"],
                     payload=body["payload"],
                     raw_body=json.dumps(body).encode(),

@@ -144,10 +144,10 @@ def test_token_authenticate_for_finds_the_automation_and_says_whether_the_token_
     limited, limited_raw = token_issue(name="limited", automations=[triage])
     everything, everything_raw = token_issue(name="everything")
 
-    assert token_authenticate_for(limited_raw, "triage") == TokenGrant(limited, triage, True)
-    assert token_authenticate_for(limited_raw, "billing") == TokenGrant(limited, billing, False)
+    assert token_authenticate_for(limited_raw, "triage") == TokenGrant(limited, triage.pk, True)
+    assert token_authenticate_for(limited_raw, "billing") == TokenGrant(limited, billing.pk, False)
     assert token_authenticate_for(everything_raw, "billing") == TokenGrant(
-        everything, billing, True
+        everything, billing.pk, True
     )
     assert token_authenticate_for(everything_raw, "nope") == TokenGrant(everything, None, False)
     assert token_authenticate_for(everything_raw + "x", "billing") is None

@@ -57,7 +57,7 @@ class Command(BaseCommand):
             return exc.first
         try:
             result = event_ingest(
-                automation=automation,
+                automation_id=automation.pk,
                 idempotency_key=clean.idempotency_key,
                 payload=clean.payload,
                 raw_body=raw,

@@ -137,7 +137,7 @@ def demo_events_ingest(*, events: list[DemoEvent], decide: bool) -> list[int]:
             "payload": event.payload,
         }
         result = event_ingest(
-            automation=automations[event.automation],
+            automation_id=automations[event.automation].pk,
             idempotency_key=event.idempotency_key,
             payload=event.payload,
             raw_body=json.dumps(body, ensure_ascii=False).encode(),
