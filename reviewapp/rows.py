@@ -1,17 +1,102 @@
-"""One-row INSERT and UPDATE statements built from a model's fields: the writes of a decision.
+"""One-row SELECT, INSERT and UPDATE statements built from a model's fields: a decision's.
 
 Through the ORM, building one of these statements costs the worker two to
 three times what executing it does (bench/pipeline.py --queries): a decision
-makes about fifteen of them. These helpers build the same SQL once per model
+makes about twenty of them. These helpers build the same SQL once per model
 and column list and run it with the values the fields themselves prepare
 (get_db_prep_save), so JSON, datetimes and decimals are stored exactly as the
-ORM stores them. The SQL is the same on PostgreSQL and SQLite (3.35+, for
-RETURNING): one path for both. Everything else writes through the ORM.
+ORM stores them, and read back through the fields' own converters. The SQL
+is the same on PostgreSQL and SQLite (3.35+, for RETURNING): one path for
+both. Everything else reads and writes through the ORM.
 """
 
+from dataclasses import dataclass
 from functools import cache
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
+
+
+def row_get(model, *, where: dict, related: str | None = None, lock: bool = False):
+    """The one row whose fields equal `where`, as an instance, or None.
+
+    `related` names a foreign key whose row is read in the same statement (an
+    inner join, as select_related does for a required key) and cached on the
+    instance. `where` must name a unique row. `lock` locks that row (not the
+    related one) until the transaction ends, as select_for_update(of=("self",))
+    does; SQLite has no row locks, and its IMMEDIATE transactions serialise writers.
+    """
+    connection = transaction.get_connection()
+    meta = model._meta
+    where_fields = [meta.get_field(name) for name in where]
+    params = [
+        field.get_db_prep_value(value, connection)
+        for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    columns = tuple(field.column for field in where_fields)
+    sql, parts = _select_plan(model, columns, related, lock, connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for part in parts:
+        values = row[start : start + len(part.cols)]
+        start += len(part.cols)
+        converted = []
+        for col, converters, value in zip(part.cols, part.converters, values, strict=True):
+            for converter in converters:
+                value = converter(value, col, connection)
+            converted.append(value)
+        instances.append(part.model.from_db(connection.alias, part.attnames, converted))
+    if related:
+        meta.get_field(related).set_cached_value(instances[0], instances[1])
+    return instances[0]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One model's columns in a row_get statement, with the converters each value goes through."""
+
+    model: type
+    attnames: list[str]
+    cols: list
+    converters: list[list]
+
+
+@cache
+def _select_plan(model, where: tuple[str, ...], related: str | None, lock: bool, alias: str):
+    connection = connections[alias]
+    models_read = [model]
+    table = model._meta.db_table
+    joins = ""
+    if related:
+        key = model._meta.get_field(related)
+        other = key.related_model._meta.db_table
+        models_read.append(key.related_model)
+        target = key.target_field.column
+        joins = f' JOIN "{other}" ON "{other}"."{target}" = "{table}"."{key.column}"'
+    parts = []
+    for read in models_read:
+        cols = [field.get_col(read._meta.db_table) for field in read._meta.concrete_fields]
+        converters = [
+            connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            for col in cols
+        ]
+        attnames = [field.attname for field in read._meta.concrete_fields]
+        parts.append(_Part(read, attnames, cols, converters))
+    names = ", ".join(
+        f'"{part.model._meta.db_table}"."{col.target.column}"'
+        for part in parts
+        for col in part.cols
+    )
+    conditions = " AND ".join(f'"{table}"."{column}" = %s' for column in where)
+    sql = f'SELECT {names} FROM "{table}"{joins} WHERE {conditions}'  # noqa: S608 (model names)
+    if lock and connection.features.has_select_for_update_of:
+        sql += f' FOR UPDATE OF "{table}"'
+    elif lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql, parts
 
 
 def row_insert(instance: models.Model) -> models.Model:

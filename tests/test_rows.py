@@ -1,12 +1,13 @@
-"""reviewapp/rows.py writes rows exactly as the ORM would, on PostgreSQL and SQLite alike."""
+"""reviewapp/rows.py reads and writes rows exactly as the ORM would, on PostgreSQL and SQLite."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
-from automations.models import ModelCall, Run
-from reviewapp.rows import row_insert, rows_update
+from automations.models import Event, ModelCall, Run
+from reviewapp.rows import row_get, row_insert, rows_update
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,3 +44,32 @@ def test_an_update_moves_only_the_rows_its_guard_matches():
 
     run.refresh_from_db()
     assert (run.state, run.verdicts, run.due_at) == ("deciding", [{"check": "budget"}], when)
+
+
+def test_a_row_read_is_the_instance_the_orm_would_have_made():
+    run = RunFactory(verdicts=[{"check": "budget", "verdict": "pass"}])
+    call = ModelCall.objects.create(
+        run=run,
+        automation_id=run.automation_id,
+        provider="openai",
+        cost_usd=Decimal("0.000123"),
+        redactions=[{"check": "pii_policy"}],
+    )
+    run.due_at = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    run.save()
+
+    read = row_get(Run, where={"id": run.pk}, related="event")
+    expected = Run.objects.select_related("event").get(pk=run.pk)
+
+    for model, mine, theirs in ((Run, read, expected), (Event, read.event, expected.event)):
+        for field in model._meta.concrete_fields:
+            assert getattr(mine, field.attname) == getattr(theirs, field.attname), field.name
+    assert isinstance(read.event.payload, dict) and isinstance(read.due_at, datetime)
+    assert row_get(ModelCall, where={"id": call.pk}).cost_usd == Decimal("0.000123")
+    assert row_get(Run, where={"id": run.pk + 1000}) is None
+
+
+def test_a_locked_read_names_the_same_row():
+    run = RunFactory()
+    with transaction.atomic():
+        assert row_get(Run, where={"id": run.pk}, lock=True).pk == run.pk

@@ -39,6 +39,7 @@ from catalog.audit.trail import trail_append
 from catalog.config_cache import automation_config
 from catalog.models import Automation, Intent
 from catalog.policy import policy_lock, policy_now
+from reviewapp.rows import row_get
 
 # Before-stage checks whose objection means the model must not be called at all.
 SKIP_PROVIDER_CHECKS = frozenset({"budget"})
@@ -67,7 +68,7 @@ def run_decide(*, run_id: int, actor: str) -> Decided | None:
     (that worker was lost); before that another worker is deciding it, and
     this call leaves it alone, so a twin delivery never calls the model twice.
     """
-    run = Run.objects.select_related("event").filter(pk=run_id).first()
+    run = row_get(Run, where={"id": run_id}, related="event")
     if run is None:
         return None
     trace_bind(trace_id=run.trace_id, run_id=run.pk)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from automations.models import Label, ReviewOutcome, ReviewState, ReviewTask, Run
@@ -28,7 +28,7 @@ from catalog.audit.trail import trail_append
 from catalog.config_cache import intent_schema
 from catalog.models import Automation, Role
 from catalog.selectors import has_role, reviewable_automations
-from reviewapp.rows import row_insert, rows_update
+from reviewapp.rows import row_get, row_insert, rows_update
 
 REJECT_REASONS: list[tuple[str, str]] = [
     ("wrong_intent", "Wrong intent"),
@@ -291,19 +291,15 @@ def _check_holder(
 
 def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> ReviewTask:
     """Lock the task row, with its run, and check that `user` holds a live lease on it."""
-    allowed = reviewable_automations(user).filter(pk=OuterRef("automation_id"))
-    task = (
-        ReviewTask.objects.select_for_update(of=("self",))
-        .select_related("run")
-        .annotate(allowed=Exists(allowed))
-        .get(pk=task_id)
-    )
+    task = row_get(ReviewTask, where={"id": task_id}, related="run", lock=True)
+    if task is None:
+        raise ReviewTask.DoesNotExist(f"no review task {task_id}")
     _check_holder(
         state=task.state,
         outcome=task.outcome,
         holder_id=task.claimed_by_id,
         lease_expires_at=task.lease_expires_at,
-        allowed=task.allowed,
+        allowed=reviewable_automations(user).filter(pk=task.automation_id).exists(),
         user=user,
         now=now,
     )

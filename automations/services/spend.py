@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from automations.models import DailySpend, ModelCall
-from reviewapp.rows import row_insert
+from reviewapp.rows import row_get, row_insert
 
 
 def spend_day(moment: datetime):
@@ -51,9 +51,5 @@ _SPEND_ADD_SQL = (
 
 def spend_today(*, automation_id: int, now: datetime) -> Decimal:
     """What an automation's model calls cost on the UTC day of `now`: one row, however busy."""
-    spent = (
-        DailySpend.objects.filter(automation_id=automation_id, day=spend_day(now))
-        .values_list("cost_usd", flat=True)
-        .first()
-    )
-    return Decimal(spent or 0)
+    spent = row_get(DailySpend, where={"automation_id": automation_id, "day": spend_day(now)})
+    return Decimal(spent.cost_usd if spent else 0)

@@ -644,11 +644,11 @@ def test_claim_and_decide_take_a_fixed_number_of_queries(
     intent_schema(automation.pk, "route_ticket")  # the intents, as a warm process has them
 
     # Inside the test's transaction each atomic block adds SAVEPOINT and RELEASE:
-    # claim = held-and-allowed, the claim; decide = lock, task, label, trail entry,
-    # run, transition; the next claim in the same transaction.
+    # claim = held-and-allowed, the claim; decide = lock, access, task, label, trail
+    # entry, run, transition; the next claim in the same transaction.
     with django_assert_max_num_queries(4):
         task = review_claim_next(user=reviewer, automation=automation)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         review_decide(
             task_id=task.pk,
             user=reviewer,
@@ -656,5 +656,5 @@ def test_claim_and_decide_take_a_fixed_number_of_queries(
             arguments={"team": "sales", "priority": "p1"},
         )
     task = review_claim_next(user=reviewer, automation=automation)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         review_decide_and_claim_next(task_id=task.pk, user=reviewer, action="approve")
