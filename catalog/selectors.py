@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from automations.models import Run
 from automations.states import RunState
+from reviewapp.rows import row_get
 
 from .models import Automation, GovernanceChange, Intent, Mode, Role, SegmentPolicy
 from .secret_env import SecretEnvRefused, secret_env_value
@@ -65,9 +66,24 @@ def can_manage(user: AbstractBaseUser, automation: Automation) -> bool:
 
 def reviewable_automations(user: AbstractBaseUser) -> QuerySet[Automation]:
     """The automations whose queues a user may work: only those they are assigned to."""
-    if Role.REVIEWER not in user_roles(user) and Role.ADMIN not in user_roles(user):
+    if not _may_review_any(user):
         return Automation.objects.none()
     return Automation.objects.filter(reviewers=user)
+
+
+def may_review(user: AbstractBaseUser, automation_id: int) -> bool:
+    """Whether `user` may work the automation's queue: reviewable_automations for one id.
+
+    One read of the assignment (unique per automation and user), for every decision.
+    """
+    if not _may_review_any(user):
+        return False
+    assigned = {"automation_id": automation_id, "user_id": user.pk}
+    return row_get(Automation.reviewers.through, where=assigned) is not None
+
+
+def _may_review_any(user: AbstractBaseUser) -> bool:
+    return bool(user_roles(user) & {Role.REVIEWER, Role.ADMIN})
 
 
 def count_per_automation(queryset: QuerySet) -> Coalesce:

@@ -33,70 +33,84 @@ def row_get(model, *, where: dict, related: str | None = None, lock: bool = Fals
         for field, value in zip(where_fields, where.values(), strict=True)
     ]
     columns = tuple(field.column for field in where_fields)
-    sql, parts = _select_plan(model, columns, related, lock, connection.alias)
+    sql = _select_sql(model, columns, related, lock, connection.alias)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    instances, start = [], 0
-    for part in parts:
-        values = row[start : start + len(part.cols)]
-        start += len(part.cols)
-        converted = []
-        for col, converters, value in zip(part.cols, part.converters, values, strict=True):
-            for converter in converters:
-                value = converter(value, col, connection)
-            converted.append(value)
-        instances.append(part.model.from_db(connection.alias, part.attnames, converted))
+    part = _part(model, connection.alias)
+    instance = part.instance(row[: len(part.fields)], connection)
     if related:
-        meta.get_field(related).set_cached_value(instances[0], instances[1])
-    return instances[0]
+        key = meta.get_field(related)
+        other = _part(key.related_model, connection.alias)
+        key.set_cached_value(instance, other.instance(row[len(part.fields) :], connection))
+    return instance
+
+
+def row_fetch(model, sql: str, params) -> models.Model | None:
+    """Run `sql`, which selects or returns `model_columns(model)`, and make its row an instance."""
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else _part(model, connection.alias).instance(row, connection)
+
+
+def model_columns(model, table: str | None = None) -> str:
+    """The model's columns in the order row_fetch reads them, qualified by `table` if given."""
+    prefix = f'"{table}".' if table else ""
+    return ", ".join(f'{prefix}"{field.column}"' for field in model._meta.concrete_fields)
 
 
 @dataclass(frozen=True)
 class _Part:
-    """One model's columns in a row_get statement, with the converters each value goes through."""
+    """A model's columns as read back, with the converters each value goes through."""
 
     model: type
-    attnames: list[str]
+    fields: list
     cols: list
     converters: list[list]
 
+    def instance(self, values, connection) -> models.Model:
+        converted = []
+        for col, converters, value in zip(self.cols, self.converters, values, strict=True):
+            for converter in converters:
+                value = converter(value, col, connection)
+            converted.append(value)
+        attnames = [field.attname for field in self.fields]
+        return self.model.from_db(connection.alias, attnames, converted)
+
 
 @cache
-def _select_plan(model, where: tuple[str, ...], related: str | None, lock: bool, alias: str):
+def _part(model, alias: str) -> _Part:
     connection = connections[alias]
-    models_read = [model]
+    fields = list(model._meta.concrete_fields)
+    cols = [field.get_col(model._meta.db_table) for field in fields]
+    converters = [
+        connection.ops.get_db_converters(col) + col.get_db_converters(connection) for col in cols
+    ]
+    return _Part(model, fields, cols, converters)
+
+
+@cache
+def _select_sql(model, where: tuple[str, ...], related: str | None, lock: bool, alias: str):
+    connection = connections[alias]
     table = model._meta.db_table
-    joins = ""
+    names, joins = model_columns(model, table), ""
     if related:
         key = model._meta.get_field(related)
         other = key.related_model._meta.db_table
-        models_read.append(key.related_model)
+        names += ", " + model_columns(key.related_model, other)
         target = key.target_field.column
         joins = f' JOIN "{other}" ON "{other}"."{target}" = "{table}"."{key.column}"'
-    parts = []
-    for read in models_read:
-        cols = [field.get_col(read._meta.db_table) for field in read._meta.concrete_fields]
-        converters = [
-            connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-            for col in cols
-        ]
-        attnames = [field.attname for field in read._meta.concrete_fields]
-        parts.append(_Part(read, attnames, cols, converters))
-    names = ", ".join(
-        f'"{part.model._meta.db_table}"."{col.target.column}"'
-        for part in parts
-        for col in part.cols
-    )
     conditions = " AND ".join(f'"{table}"."{column}" = %s' for column in where)
     sql = f'SELECT {names} FROM "{table}"{joins} WHERE {conditions}'  # noqa: S608 (model names)
     if lock and connection.features.has_select_for_update_of:
         sql += f' FOR UPDATE OF "{table}"'
     elif lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    return sql, parts
+    return sql
 
 
 def row_insert(instance: models.Model) -> models.Model:

@@ -27,8 +27,8 @@ from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
 from catalog.config_cache import intent_schema
 from catalog.models import Automation, Role
-from catalog.selectors import has_role, reviewable_automations
-from reviewapp.rows import row_get, row_insert, rows_update
+from catalog.selectors import has_role, may_review, reviewable_automations
+from reviewapp.rows import model_columns, row_fetch, row_get, row_insert, rows_update
 
 REJECT_REASONS: list[tuple[str, str]] = [
     ("wrong_intent", "Wrong intent"),
@@ -88,7 +88,7 @@ _CLAIM_SQL = """
            AND (state = %(pending)s OR (state = %(claimed)s AND lease_expires_at < %(now)s))
          ORDER BY created_at, id
          LIMIT 1 {lock})
-    RETURNING *
+    RETURNING {columns}
 """
 
 
@@ -104,14 +104,12 @@ def claim_statement(*, user_id: int, automation_id: int, now: datetime) -> tuple
         "pending": ReviewState.PENDING,
         "claimed": ReviewState.CLAIMED,
     }
-    return _CLAIM_SQL.format(lock=lock), params
+    return _CLAIM_SQL.format(lock=lock, columns=model_columns(ReviewTask)), params
 
 
 def _claim_oldest(*, user: AbstractBaseUser, automation_id: int, now: datetime):
     sql, params = claim_statement(user_id=user.pk, automation_id=automation_id, now=now)
-    # raw() turns the row into a ReviewTask with each field's own conversion (SQLite's dates).
-    claimed = list(ReviewTask.objects.raw(sql, params))
-    return claimed[0] if claimed else None
+    return row_fetch(ReviewTask, sql, params)
 
 
 def _held_if_allowed(
@@ -299,7 +297,7 @@ def _lock_open_task(*, task_id: int, user: AbstractBaseUser, now: datetime) -> R
         outcome=task.outcome,
         holder_id=task.claimed_by_id,
         lease_expires_at=task.lease_expires_at,
-        allowed=reviewable_automations(user).filter(pk=task.automation_id).exists(),
+        allowed=may_review(user, task.automation_id),
         user=user,
         now=now,
     )
