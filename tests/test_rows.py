@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from automations.models import Event, ModelCall, Run
 from reviewapp.rows import row_get, row_insert, rows_update
@@ -73,3 +73,15 @@ def test_a_locked_read_names_the_same_row():
     run = RunFactory()
     with transaction.atomic():
         assert row_get(Run, where={"id": run.pk}, lock=True).pk == run.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL)")
+def test_a_statement_used_again_and_again_is_planned_once_per_connection():
+    run = RunFactory()
+    for _ in range(6):
+        row_get(Run, where={"id": run.pk}, related="event")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "automations_run" JOIN "automations_event"' in sql for sql in prepared)
