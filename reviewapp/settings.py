@@ -171,7 +171,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             # Parameters bound by the server, and statements prepared from their fifth use:
             # PostgreSQL then plans a decision's twenty-odd statements once per connection
             # rather than on every call (bench/pipeline.py --queries: its CPU per decision
-            # 6.4 -> 4.6 ms). Behind a proxy that pools transactions, turn it off.
+            # 6.4 -> 4.6 ms). Behind a proxy that pools transactions: HANDRAIL_DB_PREPARED=0.
             "server_side_binding": DATABASE_PREPARED,
             "prepare_threshold": 5 if DATABASE_PREPARED else None,
         }

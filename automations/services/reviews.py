@@ -140,8 +140,8 @@ def _held_if_allowed(
 def _claim(*, user: AbstractBaseUser, automation_id: int, now: datetime, checked: bool = False):
     """The user's live claim on the queue, else the oldest claimable task leased to them.
 
-    `checked`: the caller has just checked that the user works this queue and
-    closed their claim on it in its transaction (a decision), so neither is looked up
+    `checked`: the caller, in its own transaction, has just checked that the user
+    works this queue and closed their claim on it (a decision): neither is looked up
     again.
     """
     if checked:
