@@ -249,8 +249,6 @@ class _Decision:
 class _OpenTask:
     """What a decision reads about the task it decides."""
 
-    task_id: int
-    run_id: int
     automation_id: int
     kind: str
     proposed: dict  # the run's proposed intent ({} when the model proposed none)
@@ -421,13 +419,23 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
     task = _lock_open_task(task_id=task_id, user=user, now=now)
     run = task.run
     open_task = _OpenTask(
-        task_id=task.pk,
-        run_id=run.pk,
-        automation_id=task.automation_id,
-        kind=task.kind,
-        proposed=run.proposed_intent or {},
+        automation_id=task.automation_id, kind=task.kind, proposed=run.proposed_intent or {}
     )
     outcome, final = _decision(open_task=open_task, decision=decision)
+    _close_task(task=task, user=user, now=now, outcome=outcome, decision=decision)
+    _label_record(task=task, user=user, now=now, final=final)
+    reason = _run_reason(outcome, task.reject_reason)
+    try:
+        _move_run(run=run, user=user, outcome=outcome, final=final, reason=reason)
+    except IllegalTransition as exc:
+        raise RunNotAwaitingReview(
+            f"the run is {exc.from_state} now, no longer awaiting review"
+        ) from None
+    return task
+
+
+def _close_task(*, task: ReviewTask, user, now: datetime, outcome: str, decision: _Decision):
+    """Mark the task done by `user`, in the database and on `task`."""
     claimed_at = task.claimed_at or now
     closed = {
         "state": ReviewState.DONE,
@@ -442,13 +450,18 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
     rows_update(ReviewTask, where={"id": task.pk}, values=closed)
     for name, value in closed.items():
         setattr(task, name, value)
+
+
+def _label_record(*, task: ReviewTask, user, now: datetime, final: dict | None) -> None:
+    """The closed task's Label and its trail entry."""
+    run = task.run
     diff = intent_diff(run.proposed_intent, final)
     row_insert(
         Label(
             review_task=task,
             run=run,
             automation_id=task.automation_id,
-            outcome=outcome,
+            outcome=task.outcome,
             model_intent=run.proposed_intent,
             final_intent=final,
             diff=diff,
@@ -463,7 +476,7 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
             "run": run.pk,
             "task": task.pk,
             "kind": task.kind,
-            "outcome": outcome,
+            "outcome": task.outcome,
             "final_intent": final,
             "diff": diff,
             "reject_reason": task.reject_reason,
@@ -473,11 +486,3 @@ def _decide_locked(*, task_id: int, user: AbstractBaseUser, now: datetime, decis
             "at": now,
         },
     )
-    reason = _run_reason(outcome, task.reject_reason)
-    try:
-        _move_run(run=run, user=user, outcome=outcome, final=final, reason=reason)
-    except IllegalTransition as exc:
-        raise RunNotAwaitingReview(
-            f"the run is {exc.from_state} now, no longer awaiting review"
-        ) from None
-    return task
