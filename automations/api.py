@@ -223,18 +223,7 @@ def event_create(request: HttpRequest, slug: str):
     """Store the event once per idempotency key and answer with its run."""
     grant: TokenGrant = request.auth
     token = grant.token
-    if grant.automation_id is None:
-        raise ApiError(404, "not_found", f"no automation {slug!r}")
-    if not grant.allowed:
-        raise ApiError(403, "forbidden", "this token is not allowed for this automation")
-    limited = rate_limit_hit(key=f"token:{token.pk}")
-    if not limited.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many requests for this token; retry later",
-            headers={"Retry-After": str(limited.retry_after)},
-        )
+    _ingest_allowed(grant, slug)
     raw = request.body  # already read and size-checked by TokenAuth
     try:
         clean = event_input_parse(raw)
@@ -261,6 +250,22 @@ def event_create(request: HttpRequest, slug: str):
     trace_bind(trace_id=run.trace_id, run_id=run.pk)
     body = {"run_id": str(run.pk), "trace_id": run.trace_id, "status": run.state}
     return Status(202 if result.created else 200, body)
+
+
+def _ingest_allowed(grant: TokenGrant, slug: str) -> None:
+    """Raise the API's error unless the token may post to the automation now (404, 403, 429)."""
+    if grant.automation_id is None:
+        raise ApiError(404, "not_found", f"no automation {slug!r}")
+    if not grant.allowed:
+        raise ApiError(403, "forbidden", "this token is not allowed for this automation")
+    limited = rate_limit_hit(key=f"token:{grant.token.pk}")
+    if not limited.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests for this token; retry later",
+            headers={"Retry-After": str(limited.retry_after)},
+        )
 
 
 @api.get(

@@ -38,7 +38,7 @@ from automations.states import IllegalTransition, RunState
 from catalog.audit.trail import trail_append
 from catalog.config_cache import automation_config
 from catalog.models import Automation, Intent
-from catalog.policy import policy_lock, policy_now
+from catalog.policy import Policy, policy_lock, policy_now
 from reviewapp.rows import row_get
 
 # Before-stage checks whose objection means the model must not be called at all.
@@ -129,16 +129,7 @@ def _record(outcome: _Outcome) -> Decided:
         model_call_record(**_call_fields(outcome))
     policy_lock(automation_id=run.automation_id, exclusive=False)
     policy = policy_now(automation_id=run.automation_id, segment=run.segment)
-    if policy.switched_off:
-        route = Route(RunState.BLOCKED, None, f"{policy.switched_off} (while deciding)")
-    else:
-        route = route_decide(
-            mode=policy.mode,
-            verdict=strictest(outcome.checks),
-            has_decision=outcome.decision is not None,
-            error=_provider_error(outcome),
-            reasons=[c.reason for c in outcome.checks if c.verdict != "pass"],
-        )
+    route = _route(outcome, policy)
     acts = route.to_state == RunState.APPROVED
     fields = {
         "effective_mode": policy.mode,
@@ -168,6 +159,19 @@ def _record(outcome: _Outcome) -> Decided:
             run=run, automation_id=run.automation_id, kind=route.review_kind, reason=route.reason
         )
     return Decided(run)
+
+
+def _route(outcome: _Outcome, policy: Policy) -> Route:
+    """Where the decision sends the run under the switches and mode read at recording."""
+    if policy.switched_off:
+        return Route(RunState.BLOCKED, None, f"{policy.switched_off} (while deciding)")
+    return route_decide(
+        mode=policy.mode,
+        verdict=strictest(outcome.checks),
+        has_decision=outcome.decision is not None,
+        error=_provider_error(outcome),
+        reasons=[c.reason for c in outcome.checks if c.verdict != "pass"],
+    )
 
 
 def _trail(outcome: _Outcome, fields: dict, route: Route) -> None:

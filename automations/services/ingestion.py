@@ -82,15 +82,19 @@ def event_ingest(
             row_insert(event)
             run = run_open(event=event, actor=client or "api")
     except IntegrityError:
-        # The unique key settles concurrent posts: the loser reads the winner's run.
-        run = Run.objects.select_related("event").get(
-            event__automation_id=automation_id, event__idempotency_key=idempotency_key
-        )
-        if run.event.payload_sha256 != digest:
-            raise IdempotencyConflict(run) from None
-        if decide and run.state == RunState.RECEIVED:
-            transaction.on_commit(partial(enqueue_decide, run.pk))
-        return IngestResult(run=run, created=False)
+        return _replayed(automation_id, idempotency_key, digest, decide)
     if decide:
         transaction.on_commit(partial(enqueue_decide, run.pk))
     return IngestResult(run=run, created=True)
+
+
+def _replayed(automation_id: int, idempotency_key: str, digest: str, decide: bool) -> IngestResult:
+    """The run a key already stored (the unique key settled a concurrent post, or a retry)."""
+    run = Run.objects.select_related("event").get(
+        event__automation_id=automation_id, event__idempotency_key=idempotency_key
+    )
+    if run.event.payload_sha256 != digest:
+        raise IdempotencyConflict(run) from None  # raised while the IntegrityError is handled
+    if decide and run.state == RunState.RECEIVED:
+        transaction.on_commit(partial(enqueue_decide, run.pk))
+    return IngestResult(run=run, created=False)
